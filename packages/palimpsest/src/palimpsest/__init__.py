@@ -1,0 +1,3 @@
+"""Palimpsest: exact provenance tests for language models."""
+
+__version__ = "0.1.0"
