@@ -65,19 +65,25 @@ def resolve_dtype(dtype: str | torch.dtype = "auto", device: str | torch.device 
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1 or Path(name).exists()
+    if name.startswith((".", "/", "~")) or Path(name).exists():
+        return True
+    return os.sep in name and name.count("/") != 1  # hub ids are "owner/name"
 
 
 def _check_local_folder(path: Path) -> None:
     if not path.exists():
-        raise ModelNotFoundError(f"model path {str(path)!r} does not exist; pass an existing folder or a hub id.")
+        raise ModelNotFoundError(
+            f"model path {str(path)!r} does not exist; pass an existing folder or a hub id."
+        )
     if path.is_file():
         if path.suffix in PICKLE_SUFFIXES:
             raise UnsafeCheckpointError(
                 f"{path} is a pickle checkpoint; we only load safetensors. Convert it once in a trusted "
                 "environment (load it and call model.save_pretrained(folder, safe_serialization=True))."
             )
-        raise ModelNotFoundError(f"{path} is a file; pass the folder that holds config.json and *.safetensors.")
+        raise ModelNotFoundError(
+            f"{path} is a file; pass the folder that holds config.json and *.safetensors."
+        )
     if not (path / "config.json").exists():
         raise ModelNotFoundError(
             f"{path} holds no model (no config.json); pass a folder written by save_pretrained."
@@ -86,8 +92,9 @@ def _check_local_folder(path: Path) -> None:
         pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
         if pickles:
             raise UnsafeCheckpointError(
-                f"{path} stores its weights as pickle ({', '.join(sorted(pickles))}); we only load safetensors. "
-                "Convert once in a trusted environment with save_pretrained(..., safe_serialization=True)."
+                f"{path} stores its weights as pickle ({', '.join(sorted(pickles))}); "
+                "we only load safetensors. Convert once in a trusted environment with "
+                "save_pretrained(..., safe_serialization=True)."
             )
         raise ModelNotFoundError(f"{path} has a config.json but no *.safetensors weights.")
 
@@ -120,7 +127,9 @@ def load_causal_lm(
         if is_local:
             raise ModelNotFoundError(f"could not load a model from {name}: {err}") from err
         text = str(err)
-        if "safetensors" in text.lower() and ("not found" in text.lower() or "does not appear" in text.lower()):
+        if "safetensors" in text.lower() and (
+            "not found" in text.lower() or "does not appear" in text.lower()
+        ):
             raise UnsafeCheckpointError(
                 f"{name!r} has no safetensors weights; we refuse pickle checkpoints. Pick a revision with "
                 "safetensors or convert the weights in a trusted environment."

@@ -81,7 +81,9 @@ def score_token_ids(
         raise ValueError(f"score_token_ids: padding_side must be 'left' or 'right', got {padding_side!r}.")
     for i, seq in enumerate(sequences):
         if len(seq) == 0:
-            raise ValueError(f"score_token_ids: sequence {i} is empty; every sequence needs at least one token.")
+            raise ValueError(
+                f"score_token_ids: sequence {i} is empty; every sequence needs at least one token."
+            )
     pad = pad_token_id if pad_token_id is not None else (getattr(model.config, "pad_token_id", None) or 0)
     device = _model_device(model)
     was_training = model.training

@@ -8,6 +8,7 @@ Every output folder loads with `from_pretrained`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import hashlib
@@ -76,7 +77,9 @@ class Recipe:
         if self.architecture == "llama":
             return LlamaConfig(**common, num_key_value_heads=self.num_heads, tie_word_embeddings=False)
         if self.architecture == "gpt_neox":
-            return GPTNeoXConfig(**common, tie_word_embeddings=False, hidden_dropout=0.0, attention_dropout=0.0)
+            return GPTNeoXConfig(
+                **common, tie_word_embeddings=False, hidden_dropout=0.0, attention_dropout=0.0
+            )
         if self.architecture == "olmo":
             return OlmoConfig(**common, num_key_value_heads=self.num_heads, tie_word_embeddings=False)
         if self.architecture == "gemma2":
@@ -116,7 +119,9 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
     raise KeyError(f"unknown recipe {recipe!r}.{hint} Known recipes: {', '.join(sorted(RECIPES))}.")
 
 
-def build_model(recipe: str | Recipe, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0) -> PreTrainedModel:
+def build_model(
+    recipe: str | Recipe, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0
+) -> PreTrainedModel:
     """A freshly initialised model of `recipe` sized to `tokenizer` (deterministic in `seed`)."""
     config = get_recipe(recipe).config(tokenizer)
     with torch.random.fork_rng(devices=[]):
@@ -174,21 +179,30 @@ def encode_prompt_completion(
 
 
 def encode_chats(
-    tokenizer: PreTrainedTokenizerBase, conversations: Sequence[Sequence[dict[str, str]]], *, max_length: int = 256
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    *,
+    max_length: int = 256,
 ) -> list[Example]:
     """Chat examples through the tokenizer's chat template; loss only on the final assistant turn."""
     if tokenizer.chat_template is None:
-        raise ValueError("encode_chats: the tokenizer has no chat template; train it with chat_template=True.")
+        raise ValueError(
+            "encode_chats: the tokenizer has no chat template; train it with chat_template=True."
+        )
     if len(conversations) == 0:
         raise ValueError("encode_chats: no conversations given.")
     out = []
     for messages in conversations:
         if not messages or messages[-1]["role"] != "assistant":
             raise ValueError("encode_chats: every conversation must end with an assistant message.")
-        prompt = tokenizer.apply_chat_template(list(messages[:-1]), add_generation_prompt=True, tokenize=False)
+        prompt = tokenizer.apply_chat_template(
+            list(messages[:-1]), add_generation_prompt=True, tokenize=False
+        )
         full = tokenizer.apply_chat_template(list(messages), tokenize=False)
         if not full.startswith(prompt):
-            raise ValueError("encode_chats: the chat template renders the prompt differently inside the full chat.")
+            raise ValueError(
+                "encode_chats: the chat template renders the prompt differently inside the full chat."
+            )
         p = tokenizer(prompt, add_special_tokens=False).input_ids
         c = tokenizer(full[len(prompt) :], add_special_tokens=False).input_ids
         ids = [*p, *c]
@@ -303,7 +317,14 @@ def _make_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
 
 
 def save_checkpoint(
-    path: Path, model: PreTrainedModel, optimizer, scheduler, *, step: int, order: np.ndarray, losses: list[float]
+    path: Path,
+    model: PreTrainedModel,
+    optimizer,
+    scheduler,
+    *,
+    step: int,
+    order: np.ndarray,
+    losses: list[float],
 ) -> Path:
     """Model (safetensors) + optimizer + scheduler + data position, written to a temp dir then renamed."""
     path = Path(path)
@@ -358,7 +379,9 @@ def train(
         if not (ckpt / "state.json").exists():
             raise FileNotFoundError(f"train: {ckpt} is not a checkpoint (no state.json).")
         # from_pretrained applies the architecture's key renames (e.g. gpt_neox's embed_out/lm_head)
-        saved = AutoModelForCausalLM.from_pretrained(ckpt / "model", dtype=torch.float32, use_safetensors=True)
+        saved = AutoModelForCausalLM.from_pretrained(
+            ckpt / "model", dtype=torch.float32, use_safetensors=True
+        )
         target = model.get_base_model() if hasattr(model, "get_base_model") else model
         target.load_state_dict(saved.state_dict(), strict=True)
         del saved
@@ -390,13 +413,33 @@ def train(
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if step + 1 in checkpoint_steps:
             save_checkpoint(
-                Path(checkpoint_dir) / f"step-{step + 1}", model, opt, sched, step=step + 1, order=order, losses=losses
+                Path(checkpoint_dir) / f"step-{step + 1}",
+                model,
+                opt,
+                sched,
+                step=step + 1,
+                order=order,
+                losses=losses,
             )
     model.eval()
     return TrainResult(model, order, bs, losses, time.perf_counter() - t0)
 
 
 # ------------------------------------------------------------------------------------------- cache
+@contextlib.contextmanager
+def _quiet_hf_bars():
+    """Hide transformers' per-file save/load bars for our own tiny, fast cache reads and writes."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def default_cache_dir() -> Path:
     """`$REPROKIT_CACHE`, or `~/.cache/reprokit`."""
     return Path(os.environ.get("REPROKIT_CACHE", Path.home() / ".cache" / "reprokit")).expanduser()
@@ -428,7 +471,10 @@ class TrainedModel:
 
     def load(self, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         """Load model (eval mode) and tokenizer from the cached folder."""
-        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype, use_safetensors=True).to(device)
+        with _quiet_hf_bars():
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype, use_safetensors=True).to(
+                device
+            )
         model.eval()
         return model, AutoTokenizer.from_pretrained(self.path)
 
@@ -451,6 +497,7 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+@_quiet_hf_bars()
 def train_cached(
     init: str | Recipe | TrainedModel | Path,
     tokenizer: PreTrainedTokenizerBase,
@@ -484,13 +531,18 @@ def train_cached(
         if cached_info.exists():
             init_desc = {"model": json.loads(cached_info.read_text())["key"]}
     else:
-        init_desc = {"recipe": dataclasses.asdict(get_recipe(init)), "seed": init_seed if init_seed is not None else config.seed}
+        init_desc = {
+            "recipe": dataclasses.asdict(get_recipe(init)),
+            "seed": init_seed if init_seed is not None else config.seed,
+        }
     key_obj = {
         "init": init_desc,
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "examples": fingerprint_examples(examples),
         "config": dataclasses.asdict(config),
-        "order": None if order is None else hashlib.sha256(np.asarray(order, np.int64).tobytes()).hexdigest()[:16],
+        "order": None
+        if order is None
+        else hashlib.sha256(np.asarray(order, np.int64).tobytes()).hexdigest()[:16],
         "resume": None if resume_from is None else str(resume_from),
         "checkpoints": sorted(int(s) for s in checkpoint_steps),
         "reprokit": reprokit.__version__,
@@ -512,9 +564,15 @@ def train_cached(
     if config.lora_r > 0:
         from peft import LoraConfig, get_peft_model
 
-        targets = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)} - {"lm_head", "embed_out"})
+        targets = sorted(
+            {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+            - {"lm_head", "embed_out"}
+        )
         peft_model = get_peft_model(
-            model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules=targets)
+            model,
+            LoraConfig(
+                r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules=targets
+            ),
         )
     tmp = final.with_name(final.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,160 @@
+"""The command-line flags every reproduce script shares, and finding the TOML config of a scale."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = [
+    "DEVICE_PATTERN",
+    "DTYPES",
+    "SCALES",
+    "CommonArgs",
+    "add_common_args",
+    "default_config_path",
+    "find_repo_root",
+    "load_toml_config",
+    "parse_common",
+    "resolve_cache_dir",
+]
+
+SCALES = ("tiny", "paper")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class CommonArgs:
+    """Parsed shared flags; ``out``, ``cache_dir`` and ``config`` are resolved paths."""
+
+    scale: str
+    out: Path
+    seed: int
+    device: str
+    dtype: str
+    cache_dir: Path | None
+    config: Path | None
+    smoke: bool
+
+
+def _device(value: str) -> str:
+    if not DEVICE_PATTERN.match(value):
+        raise argparse.ArgumentTypeError(f"invalid device {value!r}: use auto, cpu, cuda, cuda:N or mps")
+    return value
+
+
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value!r}")
+    return seed
+
+
+def add_common_args(parser: argparse.ArgumentParser, *, paper: str) -> None:
+    """Add ``--scale --out --seed --device --dtype --cache-dir --config --smoke`` to ``parser``."""
+    group = parser.add_argument_group("common reproduction options")
+    group.add_argument("--scale", choices=SCALES, default="tiny", help="experiment scale (default: tiny)")
+    group.add_argument(
+        "--out", type=Path, default=None, help=f"output directory (default: results/{paper}/<scale>)"
+    )
+    group.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    group.add_argument(
+        "--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+    )
+    group.add_argument("--dtype", choices=DTYPES, default="auto", help="model dtype (default: auto)")
+    group.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="model/data cache (default: $REPROKIT_CACHE or ~/.cache/reprokit)",
+    )
+    group.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"TOML config overriding reproduce/configs/{paper}/<scale>.toml",
+    )
+    group.add_argument("--smoke", action="store_true", help="tiny sizes, for tests only")
+    parser.set_defaults(_reprokit_paper=paper)
+
+
+def parse_common(args: argparse.Namespace, *, paper: str) -> CommonArgs:
+    """Resolve the shared flags: default ``out``, cache dir, and the config path of the scale.
+
+    ``config`` is the ``--config`` path (must exist), else the repository's default config of the scale if
+    it exists, else None.
+    """
+    scale = args.scale
+    out = args.out if args.out is not None else Path("results") / paper / scale
+    if args.config is not None:
+        config: Path | None = Path(args.config).expanduser()
+        if not config.is_file():
+            raise FileNotFoundError(f"--config {config}: no such file; pass an existing TOML file")
+    else:
+        try:
+            candidate = default_config_path(paper, scale)
+        except FileNotFoundError:
+            candidate = None
+        config = candidate if candidate is not None and candidate.is_file() else None
+    return CommonArgs(
+        scale=scale,
+        out=Path(out).expanduser(),
+        seed=int(args.seed),
+        device=args.device,
+        dtype=args.dtype,
+        cache_dir=resolve_cache_dir(args.cache_dir),
+        config=config,
+        smoke=bool(args.smoke),
+    )
+
+
+def load_toml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML file into a dict, with an error that names the file."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {p} not found; pass --config PATH or create it") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {p} is not valid TOML: {exc}") from exc
+
+
+def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The nearest directory at or above ``start`` (default cwd) holding ``reproduce/configs``."""
+    here = Path.cwd() if start is None else Path(start)
+    here = here.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "reproduce" / "configs").is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"no directory with reproduce/configs at or above {here}; run from the repository or pass root="
+    )
+
+
+def default_config_path(paper: str, scale: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """``<root>/reproduce/configs/<paper>/<scale>.toml``; root found by walking up from cwd if not given."""
+    base = find_repo_root() if root is None else Path(root)
+    return base / "reproduce" / "configs" / paper / f"{scale}.toml"
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The cache directory: ``cache_dir`` if given, else ``$REPROKIT_CACHE``, else ``~/.cache/reprokit``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("REPROKIT_CACHE", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "reprokit"

@@ -1,0 +1,334 @@
+"""Tests of reprokit.results: atomic writes, tables, claims, figures, manifest, report, RunOutput."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reprokit.results import (
+    TRACKED_PACKAGES,
+    Claim,
+    Manifest,
+    PaperComparison,
+    RunOutput,
+    Table,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    hash_file,
+    new_figure,
+    save_claims,
+    save_figure,
+    write_report,
+)
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+# ----------------------------------------------------------------------------------------- atomic writes
+
+
+def test_atomic_write_creates_parents_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "x.bin"
+    assert atomic_write_bytes(target, b"one") == target
+    assert target.read_bytes() == b"one"
+    atomic_write_text(target, "twö")
+    assert target.read_text(encoding="utf-8") == "twö"
+    assert _leftovers(target.parent) == []
+
+
+def test_atomic_write_json_types(tmp_path: Path) -> None:
+    @dataclasses.dataclass
+    class Cfg:
+        lr: float
+        path: Path
+
+    obj = {
+        "np_float": np.float32(0.5),
+        "np_int": np.int64(3),
+        "np_bool": np.bool_(True),
+        "arr": np.arange(3),
+        "path": Path("some/where"),
+        "cfg": Cfg(1e-3, Path("p")),
+        "nan": float("nan"),
+        "inf": math.inf,
+        "ninf": np.float64(-np.inf),
+        "nested": [{"k": (1, 2)}],
+    }
+    path = atomic_write_json(tmp_path / "x.json", obj)
+    back = json.loads(path.read_text())
+    assert back == {
+        "np_float": 0.5,
+        "np_int": 3,
+        "np_bool": True,
+        "arr": [0, 1, 2],
+        "path": "some/where",
+        "cfg": {"lr": 1e-3, "path": "p"},
+        "nan": None,
+        "inf": "inf",
+        "ninf": "-inf",
+        "nested": [{"k": [1, 2]}],
+    }
+
+
+def test_atomic_write_json_failure_keeps_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "keep.json"
+    atomic_write_json(target, {"v": 1})
+    with pytest.raises(TypeError, match="object"):
+        atomic_write_json(target, {"v": object()})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_write_error_midway_removes_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+
+    def boom(self: Path, other: Path) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(Path, "replace", boom)
+    with pytest.raises(OSError, match="disk on fire"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_hash_file(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("x")
+    h1 = hash_file(tmp_path / "d")
+    assert hash_file(tmp_path / "d" / "a.txt").startswith("sha256:")
+    (tmp_path / "d" / "a.txt").write_text("y")
+    assert hash_file(tmp_path / "d") != h1
+
+
+# ----------------------------------------------------------------------------------------- tables
+
+
+def _table() -> Table:
+    return Table.from_records(
+        "table_1",
+        [
+            {"model_name": "pythia_70m", "rho": 0.123456, "n": 10, "ok": True},
+            {"model_name": "olmo & co", "rho": float("nan"), "n": 20, "ok": False},
+        ],
+        caption="Spearman rho per model_name (50% sampled)",
+    )
+
+
+def test_table_csv_round_trip() -> None:
+    table = _table()
+    back = pd.read_csv(io.StringIO(table.to_csv()))
+    pd.testing.assert_frame_equal(back, table.frame)
+
+
+def test_table_named_index_is_kept() -> None:
+    frame = pd.DataFrame({"v": [1.5, 2.5]}, index=pd.Index(["a", "b"], name="model"))
+    back = pd.read_csv(io.StringIO(Table("t", frame).to_csv()))
+    assert list(back.columns) == ["model", "v"]
+    assert "model" in Table("t", frame).to_markdown()
+
+
+def test_table_markdown() -> None:
+    md = _table().to_markdown()
+    lines = md.splitlines()
+    assert "model_name" in lines[0] and "rho" in lines[0] and "ok" in lines[0]
+    assert set(lines[1]) <= set("|:- ")
+    assert "0.1235" in md  # float_format {:.4g}
+    assert "0.123456" not in md
+    assert "nan" in md
+
+
+def test_table_latex_escapes() -> None:
+    tex = _table().to_latex()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"model\_name" in tex
+    assert r"pythia\_70m" in tex
+    assert r"olmo \& co" in tex
+    assert r"50\% sampled" in tex
+    assert r"\label{tab:table_1}" in tex  # labels are not typeset, so not escaped
+    assert r"\begin{tabular}{lrrl}" in tex
+    body = tex.replace(r"\_", "").replace(r"\&", "").replace(r"\%", "").replace("tab:table_1", "")
+    assert "_" not in body and "&" not in body.replace(" & ", "") and "%" not in body
+
+
+def test_table_save(tmp_path: Path) -> None:
+    paths = _table().save(tmp_path / "out")
+    assert {k: p.name for k, p in paths.items()} == {
+        "csv": "table_1.csv",
+        "md": "table_1.md",
+        "tex": "table_1.tex",
+    }
+    assert all(p.exists() for p in paths.values())
+    assert "Spearman rho" in paths["md"].read_text()
+    with pytest.raises(ValueError, match="file stem"):
+        Table("../evil", pd.DataFrame())
+
+
+# ----------------------------------------------------------------------------------------- claims
+
+
+@pytest.mark.parametrize(
+    ("op", "bound", "holds"),
+    [("<", 1.0, True), ("<", 0.5, False), ("<=", 0.5, True), (">", 0.5, False), (">=", 0.5, True), ("==", 0.5, True)],
+)
+def test_claim_check_ops(op: str, bound: float, holds: bool) -> None:
+    c = Claim.check("c1", "statement", 0.5, op, bound, paper_value="0.4")  # type: ignore[arg-type]
+    assert c.holds is holds
+    assert c.expected == f"{op} {bound}"
+    assert c.measured == 0.5
+    assert c.to_dict()["paper_value"] == "0.4"
+
+
+def test_claim_nan_never_holds() -> None:
+    for op in ("<", "<=", ">", ">=", "=="):
+        assert not Claim.check("c", "s", float("nan"), op, 0.0).holds  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="op"):
+        Claim.check("c", "s", 1.0, "!=", 0.0)  # type: ignore[arg-type]
+
+
+def test_save_claims(tmp_path: Path) -> None:
+    claims = [
+        Claim.check("a", "x", 1e-9, "<", 1e-8),
+        Claim.check("b", "y", float("nan"), ">", 0.0),
+        Claim("c", "z", "qualitative", "collapse", True),
+    ]
+    data = json.loads(save_claims(claims, tmp_path / "claims.json").read_text())
+    assert (data["n_holding"], data["n_total"]) == (2, 3)
+    assert [c["id"] for c in data["claims"]] == ["a", "b", "c"]
+    assert data["claims"][1]["measured"] is None
+
+
+# ----------------------------------------------------------------------------------------- figures
+
+
+def test_figure_save_closes_and_is_png(tmp_path: Path) -> None:
+    fig, ax = new_figure(figsize=(3, 2))
+    ax.plot([0, 1], [1, 0])
+    path = save_figure(fig, tmp_path / "fig" / "figure1.png", dpi=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig2, axes = new_figure(1, 2)
+    assert len(axes) == 2
+    assert save_figure(fig2, tmp_path / "figure2").suffix == ".png"
+
+
+# ----------------------------------------------------------------------------------------- manifest
+
+
+def test_manifest_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    (tmp_path / "data.txt").write_text("abc")
+    m = Manifest.collect(
+        paper="p",
+        scale="tiny",
+        seed=3,
+        config={"n": 1},
+        inputs={"data": tmp_path / "data.txt", "given": "sha256:00"},
+    )
+    assert (m.git_sha, m.git_dirty) == (None, None)
+    assert m.inputs["data"] == hash_file(tmp_path / "data.txt")
+    assert m.inputs["given"] == "sha256:00"
+    assert set(m.packages) == set(TRACKED_PACKAGES)
+    assert m.packages["numpy"] == np.__version__
+    assert m.packages["reprokit"] is not None
+    assert m.started_at.endswith("+00:00")
+    with m.time("step"):
+        pass
+    with m.time("step"):
+        pass
+    assert m.timings["step"] >= 0
+    m.finish()
+    assert m.wall_time_s is not None and m.wall_time_s >= 0
+    back = json.loads(m.save(tmp_path / "manifest.json").read_text())
+    assert back["seed"] == 3 and back["config"] == {"n": 1} and "step" in back["timings"]
+
+
+def test_manifest_without_git_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on PATH: must not raise
+    m = Manifest.collect(paper="p", scale="tiny", seed=0, config={})
+    assert m.git_sha is None and m.git_dirty is None
+
+
+def test_manifest_inside_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    # read-only use of this checkout (rev-parse, status --no-optional-locks); never changes its state
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    here = Path(__file__).resolve().parent
+    proc = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        pytest.skip("tests are not inside a git checkout with a commit")
+    monkeypatch.chdir(here)
+    m = Manifest.collect(paper="p", scale="tiny", seed=0, config={})
+    assert m.git_sha == proc.stdout.strip()
+    assert isinstance(m.git_dirty, bool)
+
+
+# ----------------------------------------------------------------------------------------- report
+
+
+def test_write_report(tmp_path: Path) -> None:
+    fig, ax = new_figure()
+    ax.plot([1, 2])
+    fig_path = save_figure(fig, tmp_path / "figs" / "figure3.png", dpi=40)
+    m = Manifest.collect(paper="palimpsest", scale="tiny", seed=7, config={})
+    m.finish()
+    report = write_report(
+        tmp_path / "REPORT.md",
+        title="Palimpsest tiny",
+        summary="All good.",
+        tables=[_table()],
+        claims=[Claim.check("query_p", "p below 1e-8", 1e-12, "<", 1e-8, paper_value="1e-30"),
+                Claim.check("bad", "pipe | in text", 2.0, "<", 1.0)],
+        comparisons=[PaperComparison("rho 6.9B", "0.07", "0.078", "tiny model")],
+        figures=[fig_path],
+        manifest=m,
+        notes="A note.",
+    ).read_text()
+    assert report.startswith("# Palimpsest tiny")
+    assert "## Claims" in report and "1 of 2 claims hold" in report
+    assert "| query_p | p below 1e-8 | 1e-12 | < 1e-08 | 1e-30 | ✅ |" in report
+    assert "❌" in report and r"pipe \| in text" in report
+    assert "## Ours vs paper" in report and "| rho 6.9B | 0.07 | 0.078 | tiny model |" in report
+    assert "### table_1" in report and "Spearman rho per model_name" in report
+    assert "![figure3](figs/figure3.png)" in report
+    assert "seed 7" in report and "A note." in report
+
+
+def test_run_output_finish(tmp_path: Path) -> None:
+    out = RunOutput(tmp_path / "results" / "p" / "tiny", paper="p", scale="tiny", seed=1, config={"k": 2})
+    with out.time("fit"):
+        out.table(_table())
+    fig, ax = new_figure()
+    ax.plot([0, 1])
+    fig_path = out.figure(fig, "figure1")
+    out.claim(Claim.check("c1", "holds", 1.0, ">", 0.0))
+    with pytest.raises(ValueError, match="already"):
+        out.claim(Claim.check("c1", "dup", 1.0, ">", 0.0))
+    out.compare("acc", "0.5", "0.6")
+    result_dir = out.finish(title="T", summary="S")
+    assert result_dir == tmp_path / "results" / "p" / "tiny"
+    names = {p.name for p in result_dir.iterdir()}
+    assert {"claims.json", "manifest.json", "REPORT.md", "table_1.csv", "table_1.md", "table_1.tex"} <= names
+    assert fig_path.name == "figure1.png" and fig_path.exists()
+    assert json.loads((result_dir / "claims.json").read_text())["n_holding"] == 1
+    manifest = json.loads((result_dir / "manifest.json").read_text())
+    assert manifest["config"] == {"k": 2} and manifest["wall_time_s"] >= 0 and "fit" in manifest["timings"]
+    report = (result_dir / "REPORT.md").read_text()
+    assert "c1" in report and "| acc | 0.5 | 0.6 |" in report and "![figure1](figure1.png)" in report
+    assert _leftovers(result_dir) == []
