@@ -39,6 +39,7 @@ from transformers import (
 )
 
 import reprokit
+from reprokit.cli import resolve_cache_dir
 from reprokit.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -440,11 +441,6 @@ def _quiet_hf_bars():
             hf_logging.enable_progress_bar()
 
 
-def default_cache_dir() -> Path:
-    """`$REPROKIT_CACHE`, or `~/.cache/reprokit`."""
-    return Path(os.environ.get("REPROKIT_CACHE", Path.home() / ".cache" / "reprokit")).expanduser()
-
-
 @dataclass(frozen=True)
 class TrainedModel:
     """A finished, cached training run: a `from_pretrained` folder plus its transcript and losses."""
@@ -549,7 +545,7 @@ def train_cached(
     }
     key = _digest(key_obj)
     label = name or (init_desc.get("recipe", {}).get("name") if "recipe" in init_desc else "finetune")
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = resolve_cache_dir(cache_dir)
     final = root / "zoo" / f"{label}-{key}"
     if (final / "training.json").exists():
         logger.info("cache hit: %s", final)
