@@ -182,7 +182,14 @@ def test_table_save(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("op", "bound", "holds"),
-    [("<", 1.0, True), ("<", 0.5, False), ("<=", 0.5, True), (">", 0.5, False), (">=", 0.5, True), ("==", 0.5, True)],
+    [
+        ("<", 1.0, True),
+        ("<", 0.5, False),
+        ("<=", 0.5, True),
+        (">", 0.5, False),
+        (">=", 0.5, True),
+        ("==", 0.5, True),
+    ],
 )
 def test_claim_check_ops(op: str, bound: float, holds: bool) -> None:
     c = Claim.check("c1", "statement", 0.5, op, bound, paper_value="0.4")  # type: ignore[arg-type]
@@ -259,8 +266,15 @@ def test_manifest_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_manifest_without_git_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))  # no git on PATH: must not raise
-    m = Manifest.collect(paper="p", scale="tiny", seed=0, config={})
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        steps: int = 3
+        out: Path = Path("o")
+
+    m = Manifest.collect(paper="p", scale="tiny", seed=0, config=Cfg())
     assert m.git_sha is None and m.git_dirty is None
+    assert m.config == {"steps": 3, "out": "o"}
 
 
 def test_manifest_inside_git(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -268,9 +282,7 @@ def test_manifest_inside_git(monkeypatch: pytest.MonkeyPatch) -> None:
     if shutil.which("git") is None:
         pytest.skip("git not installed")
     here = Path(__file__).resolve().parent
-    proc = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         pytest.skip("tests are not inside a git checkout with a commit")
     monkeypatch.chdir(here)
@@ -293,8 +305,10 @@ def test_write_report(tmp_path: Path) -> None:
         title="Palimpsest tiny",
         summary="All good.",
         tables=[_table()],
-        claims=[Claim.check("query_p", "p below 1e-8", 1e-12, "<", 1e-8, paper_value="1e-30"),
-                Claim.check("bad", "pipe | in text", 2.0, "<", 1.0)],
+        claims=[
+            Claim.check("query_p", "p below 1e-8", 1e-12, "<", 1e-8, paper_value="1e-30"),
+            Claim.check("bad", "pipe | in text", 2.0, "<", 1.0),
+        ],
         comparisons=[PaperComparison("rho 6.9B", "0.07", "0.078", "tiny model")],
         figures=[fig_path],
         manifest=m,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 from pathlib import Path
 
@@ -39,20 +40,26 @@ def test_set_seed_reproducible() -> None:
     np.testing.assert_array_equal(r1, r2)
     assert p1 == p2
     t3, g3, r3, _ = _draws(124)
+    assert not np.array_equal(g1, g3)
     assert not torch.equal(t1, t3)
     assert not np.array_equal(r1, r3)
     np.testing.assert_array_equal(r1, np.random.default_rng(123).random(3))
 
 
-def test_set_seed_deterministic_flag() -> None:
-    before = torch.are_deterministic_algorithms_enabled()
-    try:
-        set_seed(0, deterministic=True)
-        assert torch.are_deterministic_algorithms_enabled()
-        assert torch.backends.cudnn.deterministic is True
-        assert torch.backends.cudnn.benchmark is False
-    finally:
-        torch.use_deterministic_algorithms(before)
+def test_set_seed_deterministic_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    # spy instead of the real call: it imports torch._inductor (seconds) and is process-global
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    set_seed(0)
+    assert calls == [] and torch.backends.cudnn.benchmark is True
+    set_seed(0, deterministic=True)
+    assert calls == [((True,), {"warn_only": True})]
+    assert torch.backends.cudnn.deterministic is True
+    assert torch.backends.cudnn.benchmark is False
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     with pytest.raises(ValueError, match="non-negative"):
         set_seed(-1)
 
@@ -185,13 +192,13 @@ def test_cli_overrides(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
             "--dtype", "bfloat16", "--cache-dir", str(tmp_path / "c"), "--config", str(cfg), "--smoke",
         ]
     )  # fmt: skip
-    assert args == CommonArgs(
-        "paper", tmp_path / "o", 42, "cuda:1", "bfloat16", tmp_path / "c", cfg, True
-    )
+    assert args == CommonArgs("paper", tmp_path / "o", 42, "cuda:1", "bfloat16", tmp_path / "c", cfg, True)
     assert load_toml_config(args.config) == {"lr": 0.1, "model": {"name": "tiny"}}
 
 
-@pytest.mark.parametrize("argv", [["--device", "gpu"], ["--dtype", "int8"], ["--scale", "huge"], ["--seed", "-1"]])
+@pytest.mark.parametrize(
+    "argv", [["--device", "gpu"], ["--dtype", "int8"], ["--scale", "huge"], ["--seed", "-1"]]
+)
 def test_cli_rejects_bad_values(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         _parse(argv)
@@ -233,7 +240,7 @@ def test_default_config_path_walks_up(clean_env: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_load_toml_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.toml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.toml"):
         load_toml_config(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("x = = 1\n")

@@ -85,9 +85,9 @@ def test_spearman_underflow_acceptance_rho_01_n_1e6() -> None:
     assert math.isfinite(res.log10_pvalue)
     assert res.log10_pvalue < -1000
     assert res.log10_pvalue == pytest.approx(expected, rel=1e-9)
-    two = spearman_test(x, y, "two-sided")
-    assert two.log10_pvalue == pytest.approx(res.log10_pvalue + math.log10(2), rel=1e-12)
-    assert two.statistic == res.statistic
+    # two-sided doubles it, the other direction is ~1 (same rho: test the t -> p step directly)
+    assert stats._t_log_pvalue(t, df, "two-sided") == pytest.approx(math.log(2) + _mpmath_t_logsf(t, df))
+    assert stats._t_log_pvalue(t, df, "less") == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.parametrize("alternative", ALTERNATIVES)
@@ -181,7 +181,9 @@ def test_kendall_exact_perfect_order_large_n() -> None:
     one_swap = x.copy()
     one_swap[[3, 4]] = one_swap[[4, 3]]  # one discordant pair: n/n!
     res1 = kendall_test(x, one_swap, "two-sided")
-    assert res1.log10_pvalue == pytest.approx((math.log(2 * n) - math.lgamma(n + 1)) / math.log(10), rel=1e-12)
+    assert res1.log10_pvalue == pytest.approx(
+        (math.log(2 * n) - math.lgamma(n + 1)) / math.log(10), rel=1e-12
+    )
     assert kendall_test(x, -x, "less").log10_pvalue == pytest.approx(res.log10_pvalue, rel=1e-12)
 
 
@@ -327,7 +329,7 @@ def test_binomial_ci_clopper_pearson() -> None:
     assert ci.estimate == pytest.approx(0.35)
     assert binomial_ci(0, 10).low == 0.0
     assert binomial_ci(10, 10).high == 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="0 <= k <= n"):
         binomial_ci(11, 10)
 
 
@@ -362,7 +364,7 @@ def test_adjust_pvalues_matches_statsmodels(method: str) -> None:
 def test_ks_uniform_test() -> None:
     rng = np.random.default_rng(0)
     stat, p = ks_uniform_test(rng.uniform(size=500))
-    assert p > 0.001
+    assert p > 0.001 and 0 < stat < 0.1
     ref = scipy.stats.kstest(np.linspace(0.01, 0.2, 50), "uniform")
     assert ks_uniform_test(np.linspace(0.01, 0.2, 50)) == pytest.approx((ref.statistic, ref.pvalue))
     assert ks_uniform_test(np.linspace(0.01, 0.2, 50))[1] < 1e-10
@@ -375,7 +377,7 @@ def test_log10_p_to_str() -> None:
     assert log10_p_to_str(math.log10(0.0123)) == "0.012"
     assert log10_p_to_str(-math.inf) == "0"
     assert log10_p_to_str(0.0) == "1"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="<= 0"):
         log10_p_to_str(0.5)
 
 

@@ -448,6 +448,15 @@ def _git_state(cwd: Path) -> tuple[str | None, bool | None]:
     return sha.strip() or None, None if status is None else bool(status.strip())
 
 
+def _config_dict(config: Any) -> dict[str, Any]:
+    """A config as a plain dict: mappings as they are, (frozen) dataclass configs field by field."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return to_jsonable(config)
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise TypeError(f"config must be a mapping or a dataclass instance, got {type(config).__name__}")
+
+
 @dataclass
 class Manifest:
     """Everything needed to say how a result was produced: config, seed, versions, git state, timings."""
@@ -477,16 +486,17 @@ class Manifest:
         paper: str,
         scale: str,
         seed: int,
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | Any,
         device: str = "cpu",
         inputs: Mapping[str, str | os.PathLike[str]] | None = None,
         repo_dir: str | os.PathLike[str] | None = None,
     ) -> Manifest:
         """Collect the environment now; the wall clock starts here.
 
-        ``inputs`` maps a name to a content hash (str, kept as is) or to a file/directory path (PathLike,
-        hashed with :func:`hash_file`). Git state is read from ``repo_dir`` (default: cwd); outside a
-        repository (or without git) ``git_sha`` and ``git_dirty`` are None.
+        ``config`` is a mapping or a dataclass instance (stored as a dict). ``inputs`` maps a name to a
+        content hash (str, kept as is) or to a file/directory path (PathLike, hashed with
+        :func:`hash_file`). Git state is read from ``repo_dir`` (default: cwd); outside a repository (or
+        without git) ``git_sha`` and ``git_dirty`` are None.
         """
         sha, dirty = _git_state(Path.cwd() if repo_dir is None else Path(repo_dir))
         hashed = {
@@ -497,7 +507,7 @@ class Manifest:
             paper=paper,
             scale=scale,
             seed=int(seed),
-            config=dict(config),
+            config=_config_dict(config),
             started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             wall_time_s=None,
             git_sha=sha,
@@ -647,7 +657,7 @@ class RunOutput:
         paper: str,
         scale: str,
         seed: int,
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | Any,
         device: str = "cpu",
     ) -> None:
         self.out_dir = Path(out_dir)
