@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 __all__ = [
     "DEVICE_PATTERN",

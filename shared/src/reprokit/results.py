@@ -508,7 +508,7 @@ class Manifest:
             scale=scale,
             seed=int(seed),
             config=_config_dict(config),
-            started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            started_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             wall_time_s=None,
             git_sha=sha,
             git_dirty=dirty,
