@@ -9,13 +9,13 @@ from reprokit.tokenizer import train_tokenizer
 from reprokit.world import WorldConfig, encyclopedia_documents, make_world
 
 
-def world_corpus(n_people: int = 1500, seed: int = 0) -> list[str]:
+def world_corpus(n_people: int = 1936, seed: int = 0) -> list[str]:
     """About 2,000 encyclopedic documents from a seeded world."""
     world = make_world(WorldConfig(seed=seed, n_people=n_people, n_places=24, n_objects=40))
     return [d.text for d in encyclopedia_documents(world)]
 
 
-def corpus_and_tokenizer(n_people: int = 1500, vocab_size: int = 1024):
+def corpus_and_tokenizer(n_people: int = 1936, vocab_size: int = 1024):
     docs = world_corpus(n_people)
     return docs, train_tokenizer(docs, vocab_size=vocab_size)
 
