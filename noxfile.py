@@ -96,7 +96,7 @@ def docs(session: nox.Session) -> None:
     """Build the mkdocs-material site with --strict (no network needed)."""
     _install(session, list(PACKAGES), editable=True, extra="")
     session.install(*DOCS_DEPS)
-    session.run("mkdocs", "build", "--strict", *session.posargs, env=ENV)
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={**ENV, "NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(name="reproduce", default=False)

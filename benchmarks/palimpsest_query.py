@@ -22,6 +22,7 @@ BATCH = 32
 
 def main() -> None:
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # tiny models on a shared CPU: one thread avoids OpenMP spinning noise
     docs, tokenizer = corpus_and_tokenizer()
     sequences = [tokenizer(d).input_ids for d in docs[:N_EXAMPLES]]
     model = zoo.build_model("llama-3m", tokenizer).eval()

@@ -1,0 +1,246 @@
+"""The fast implementation: one KV cache per model, kept across rounds, cropped on rollback.
+
+Each model keeps the token ids its cache holds. Before a model is asked anything, the text it must
+condition on is tokenized canonically (the whole prompt + answer, a cheap tokenizer call) and compared
+with the cached ids: the cache is cropped to the longest common prefix and only the remaining tokens
+are run through the model. So each model only processes text it has not seen, a word boundary that
+re-tokenizes differently (another tokenizer's words, merged tokens) is healed by cropping, and the
+result is exactly the reference implementation's (`nudging.reference`) for greedy decoding.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from nudging._checks import check_pair, resolve_prompt
+from nudging._lm import choose, encode, eos_ids, input_device, token_texts
+from nudging.config import NudgingConfig
+from nudging.prompts import NudgingPrompt
+from nudging.result import NudgeResult, Segment, StopReason, finalize
+from nudging.words import count_words, join_words, split_words, strip_trailing_repetitions
+
+logger = logging.getLogger(__name__)
+
+
+def _lcp(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class CachedLM:
+    """A causal LM plus a KV cache of the token ids it has seen, synced to target ids by LCP + crop."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        self.model = model
+        self.device = input_device(model)
+        self.ids: list[int] = []
+        self.cache = None
+        self.logits: dict[int, torch.Tensor] = {}  # position -> logits of the next token after ids[: p + 1]
+        self.forward_calls = 0
+        self.forward_tokens = 0
+
+    def _crop(self, n: int) -> None:
+        if n < len(self.ids):
+            if n == 0 or self.cache is None:
+                self.cache = None
+            else:
+                self.cache.crop(n - len(self.ids))  # a negative count removes that many positions
+            self.ids = self.ids[:n]
+        self.logits = {p: v for p, v in self.logits.items() if p < n}
+
+    @torch.no_grad()
+    def sync(self, target: list[int], need: Iterable[int] = ()) -> dict[int, torch.Tensor]:
+        """Make the cache hold exactly `target`; return next-token logits at `need` and the last position."""
+        if not target:
+            raise ValueError("cannot sync a model to an empty token sequence")
+        wanted = {*need, len(target) - 1}
+        n = _lcp(self.ids, target)
+        if n == len(target) and all(p in self.logits for p in wanted):
+            self._crop(n)
+            return {p: self.logits[p] for p in wanted}
+        start = min(n, min(wanted))
+        self._crop(start)
+        new = target[start:]
+        keep = len(target) - min(wanted)
+        out = self.model(
+            input_ids=torch.tensor([new], device=self.device),
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=keep,
+        )
+        self.forward_calls += 1
+        self.forward_tokens += len(new)
+        self.cache, self.ids = out.cache, list(target)
+        first = len(target) - keep
+        rows = out.logits[0]
+        for p in wanted:
+            self.logits[p] = rows[p - first]
+        return {p: self.logits[p] for p in wanted}
+
+    def last(self) -> torch.Tensor:
+        """Logits of the next token after the cached ids."""
+        return self.sync(self.ids)[len(self.ids) - 1]
+
+    def feed(self, token: int) -> None:
+        """Append one token and run it through the model."""
+        self.sync([*self.ids, token])
+
+
+def nudge_fast(
+    base_model: PreTrainedModel,
+    base_tokenizer: PreTrainedTokenizerBase,
+    nudging_model: PreTrainedModel,
+    nudging_tokenizer: PreTrainedTokenizerBase,
+    prompt: str | NudgingPrompt,
+    config: NudgingConfig | None = None,
+    *,
+    plain_nudger_prompt: bool = False,
+    allow_mixed_devices: bool = False,
+) -> NudgeResult:
+    """Nudge `base_model` with `nudging_model` on one question, with a KV cache per model."""
+    config = config or NudgingConfig()
+    check_pair(
+        base_model, base_tokenizer, nudging_model, nudging_tokenizer, allow_mixed_devices=allow_mixed_devices
+    )
+    prompts = resolve_prompt(prompt, nudging_tokenizer, plain_nudger_prompt=plain_nudger_prompt)
+    gamma, chunk = config.gamma, config.base_chunk_tokens
+    base_eos, nudge_eos = eos_ids(base_model, base_tokenizer), eos_ids(nudging_model, nudging_tokenizer)
+    gen = torch.Generator().manual_seed(config.seed) if config.do_sample else None
+    base, nudger = CachedLM(base_model), CachedLM(nudging_model)
+
+    def base_ids(t: str) -> list[int]:
+        return encode(base_tokenizer, prompts.base + t, add_special_tokens=True)
+
+    def base_len(t: str) -> int:
+        return len(encode(base_tokenizer, t, add_special_tokens=False))
+
+    text, segments, rounds, recent = "", [], 0, []
+    stop: StopReason
+    while True:
+        if rounds >= config.max_rounds:
+            stop = "round"
+            break
+        if base_len(text) >= config.max_new_tokens:
+            stop = "length"
+            break
+        rounds += 1
+        # The nudging model's look-ahead (its cache catches up on the base model's text first).
+        context = encode(nudging_tokenizer, prompts.nudger + text, add_special_tokens=False)
+        nudger.sync(context)
+        la_ids: list[int] = []
+        la_stopped = False
+        while len(la_ids) < config.lookahead_tokens:
+            token, _ = choose(nudger.last(), config, gen)
+            if token in nudge_eos:
+                la_stopped = True
+                break
+            la_ids.append(token)
+            if len(la_ids) < config.lookahead_tokens:
+                nudger.feed(token)
+        la_text = "".join(token_texts(nudging_tokenizer, context, la_ids))
+        if la_stopped:
+            text += la_text
+            segments.append(Segment(la_text, "nudger"))
+            stop = "nudging_model_stop"
+            break
+        # Stage 1: the base model reads candidate word boundaries, the first alone, the rest in one pass.
+        lead, words = split_words(la_text)
+        cands = [kc for kc in range(1, len(words)) if words[kc] != ""]
+        targets = {kc: base_ids(text + join_words(lead, words[:kc])) for kc in cands}
+        takeover, k, first = False, max(1, len(words) - 1), None
+        for block in (cands[:1], cands[1:]):
+            if not block or takeover:
+                continue
+            longest = targets[block[-1]]
+            chained = all(longest[: len(targets[kc])] == targets[kc] for kc in block)
+            rows = base.sync(longest, need=[len(targets[kc]) - 1 for kc in block]) if chained else {}
+            for kc in block:
+                pos = len(targets[kc]) - 1
+                logits = rows[pos] if chained else base.sync(targets[kc])[pos]
+                token, p1 = choose(logits, config, gen)
+                if token in base_eos:
+                    takeover, k = True, kc
+                    break
+                piece = token_texts(base_tokenizer, targets[kc], [token])[0]
+                if (piece and (" " + words[kc]).startswith(piece)) or p1 >= gamma:
+                    takeover, k, first = True, kc, (token, piece)
+                    base.sync(targets[kc])  # roll back to this boundary; its logits are kept, no model call
+                    break
+        nudge = join_words(lead, words[:k])
+        limit = config.repeat_nudge_limit
+        if (
+            limit >= 2
+            and len(recent) >= limit - 1
+            and all(r == nudge for r in recent[len(recent) - limit + 1 :])
+        ):
+            stop = "repeated_nudging_words"
+            break
+        recent.append(nudge)
+        text += nudge
+        segments.append(Segment(nudge, "nudger"))
+        if not takeover:
+            continue
+        if first is None:
+            if config.base_eos_hands_back:
+                continue
+            stop = "base_model_stop"
+            break
+        # Stage 2: the base model writes while its top-1 probability stays >= gamma, in chunks that
+        # re-synchronise with the canonical tokenization (as the reference's separate calls do).
+        budget = max(1, config.max_new_tokens - base_len(text))
+        accepted, chunk_no, base_stop, pending = 0, 0, False, first
+        while True:
+            chunk_ids: list[int] = []
+            context = list(base.ids)
+            ended = eos = False
+            for i in range(chunk):
+                if pending is not None:
+                    token, p1 = pending[0], 1.0
+                    pending = None
+                else:
+                    if i > 0:
+                        base.feed(chunk_ids[-1])
+                    token, p1 = choose(base.last(), config, gen)
+                    if token in base_eos:
+                        eos = True
+                        break
+                if accepted >= budget or (not (chunk_no == 0 and i == 0) and p1 < gamma):
+                    ended = True
+                    break
+                chunk_ids.append(token)
+                accepted += 1
+            piece = "".join(token_texts(base_tokenizer, context, chunk_ids))
+            if config.min_repeat_words and count_words(piece) >= config.min_repeat_words and piece in text:
+                piece, ended = "", True
+            text += piece
+            segments.append(Segment(piece, "base"))
+            if ended:
+                break
+            if eos:
+                base_stop = not config.base_eos_hands_back
+                break
+            chunk_no += 1
+            base.sync(base_ids(text))
+        if base_stop:
+            stop = "base_model_stop"
+            break
+    final = (
+        strip_trailing_repetitions(text, config.min_repetition_chars) if config.strip_repetitions else text
+    )
+    result = finalize(segments, stop, rounds, base_tokenizer, strip_to=final)
+    result.info.update(
+        base_forward_calls=base.forward_calls,
+        base_forward_tokens=base.forward_tokens,
+        nudger_forward_calls=nudger.forward_calls,
+        nudger_forward_tokens=nudger.forward_tokens,
+    )
+    return result

@@ -1,0 +1,695 @@
+"""The reproduction as functions of a frozen config: Table 1, cross-family, uncertainty, gamma sweep, claims.
+
+`reproduce/nudging.py` is a thin script over `run`. Both scales share the evaluation code; only the
+model and task loaders differ (tiny: `nudging.tiny`; paper: `reprokit.models` + `datasets`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from nudging.batch import generate_texts
+from nudging.config import NudgingConfig
+from nudging.nudger import Nudger
+from nudging.prompts import base_prompt, nudger_prompt
+from nudging.tasks import TINY_ANALOGUES, TaskItem, score
+from nudging.tiny import FamilySpec, TinyConfig
+
+logger = logging.getLogger(__name__)
+
+Loaded = tuple[PreTrainedModel, PreTrainedTokenizerBase]
+
+#: The paper's published numbers (brief §3), for REPORT.md.
+PAPER_AVG = {  # family -> (base, small aligned, large aligned, nudging) average accuracy over 11 tasks
+    "Llama-2": (33.8, 42.5, 56.7, 57.9),
+    "Gemma-2": (12.4, 55.7, 74.4, 70.3),
+    "OLMo": (28.9, 31.3, 39.2, 40.8),
+}
+PAPER_CROSS = {  # Gemma-2-27b nudged by: (GSM8K, MMLU)
+    "base alone": (7.0, 16.5),
+    "OLMo-7b-it": (41.0, 62.5),
+    "Llama-2-7b-chat": (65.0, 67.0),
+}
+
+
+@dataclass(frozen=True)
+class PaperModels:
+    """One paper family: hub ids of the base, small aligned and large aligned models, and its gamma."""
+
+    name: str
+    base: str
+    small_aligned: str
+    large_aligned: str
+    gamma: float
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """Everything a reproduction run depends on (TOML: `reproduce/configs/nudging/<scale>.toml`)."""
+
+    scale: str = "tiny"
+    tiny: TinyConfig = field(default_factory=TinyConfig)
+    gamma: float = 0.3
+    max_new_tokens: int = 128
+    batch_size: int = 16
+    tasks: tuple[str, ...] = tuple(TINY_ANALOGUES)
+    cross_tasks: tuple[str, ...] = ("arithmetic", "fact_mc")
+    sweep_gammas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+    sweep_tasks: tuple[str, ...] = ("arithmetic", "fact_mc")
+    sweep_n: int = 15
+    uncertainty_n: int = 30
+    n_bootstrap: int = 1000
+    threads: int = 1
+    # paper scale
+    paper_families: tuple[PaperModels, ...] = ()
+    paper_cross: tuple[tuple[str, str], ...] = ()  # (base family, nudger family)
+    paper_tasks: tuple[str, ...] = ()
+    paper_n: int | None = None
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ReproduceConfig:
+        """Build from a TOML dict (unknown keys are errors)."""
+        raw = dict(raw)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {sorted(known)}")
+        if "tiny" in raw:
+            t = dict(raw["tiny"])
+            if "families" in t:
+                t["families"] = tuple(FamilySpec(**f) for f in t["families"])
+            from reprokit.zoo import TrainConfig
+
+            for key in ("large_pretrain", "small_pretrain", "finetune"):
+                if key in t:
+                    t[key] = TrainConfig(**t[key])
+            raw["tiny"] = TinyConfig(**t)
+        if "paper_families" in raw:
+            raw["paper_families"] = tuple(PaperModels(**f) for f in raw["paper_families"])
+        for key in ("tasks", "cross_tasks", "sweep_gammas", "sweep_tasks", "paper_tasks"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
+        if "paper_cross" in raw:
+            raw["paper_cross"] = tuple(tuple(p) for p in raw["paper_cross"])
+        return cls(**raw)
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+@dataclass
+class SystemRun:
+    """One system on one task: outputs, 0/1 correctness and (for nudging) nudged shares."""
+
+    outputs: list[str]
+    correct: np.ndarray
+    token_share: np.ndarray | None = None
+    word_share: np.ndarray | None = None
+
+
+def run_single(
+    model_tok: Loaded, items: Sequence[TaskItem], *, chat: bool, cfg: ReproduceConfig, judge=None
+) -> SystemRun:
+    """Greedy decoding with one model: plain prompt (base) or its chat template (aligned)."""
+    model, tok = model_tok
+    prompts = [nudger_prompt(tok, i.question) if chat else base_prompt(i.question) for i in items]
+    outs = generate_texts(
+        model,
+        tok,
+        prompts,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        add_special_tokens=not chat,
+    )
+    return SystemRun(
+        outs, np.array([score(i, o, judge) for i, o in zip(items, outs, strict=True)], dtype=float)
+    )
+
+
+def run_nudging(
+    base: Loaded,
+    nudger: Loaded,
+    items: Sequence[TaskItem],
+    *,
+    gamma: float,
+    cfg: ReproduceConfig,
+    desc: str = "nudging",
+    judge=None,
+) -> SystemRun:
+    """Nudged decoding of every item."""
+    n = Nudger(
+        base[0], base[1], nudger[0], nudger[1], NudgingConfig(gamma=gamma, max_new_tokens=cfg.max_new_tokens)
+    )
+    res = n.generate_batch([i.question for i in items], show_progress=True, desc=desc)
+    return SystemRun(
+        [r.text for r in res],
+        np.array([score(i, r.text, judge) for i, r in zip(items, res, strict=True)], dtype=float),
+        np.array([r.nudged_token_share for r in res]),
+        np.array([r.nudged_word_share for r in res]),
+    )
+
+
+def _ci(values: np.ndarray, cfg: ReproduceConfig, seed: int) -> tuple[float, float]:
+    from reprokit.stats import bootstrap_ci
+
+    ci = bootstrap_ci(values, n_resamples=cfg.n_bootstrap, rng=seed)
+    return ci.low, ci.high
+
+
+def accuracy_rows(
+    family: str,
+    runs: Mapping[str, Mapping[str, SystemRun]],
+    tasks: Sequence[str],
+    cfg: ReproduceConfig,
+    seed: int,
+) -> tuple[list[dict], list[dict]]:
+    """Wide rows (a Table 1 block: accuracy % per task, average, CI, nudged share) and long CI rows."""
+    wide, long = [], []
+    for system, by_task in runs.items():
+        row: dict[str, Any] = {"family": family, "model": system}
+        for t in tasks:
+            run = by_task[t]
+            acc = 100 * float(run.correct.mean())
+            lo, hi = _ci(run.correct, cfg, seed)
+            row[t] = acc
+            long.append(
+                {
+                    "family": family,
+                    "model": system,
+                    "task": t,
+                    "accuracy": acc,
+                    "ci_low": 100 * lo,
+                    "ci_high": 100 * hi,
+                    "n": len(run.correct),
+                }
+            )
+        pooled = np.concatenate([by_task[t].correct for t in tasks])
+        lo, hi = _ci(pooled, cfg, seed)
+        row["avg"] = float(np.mean([row[t] for t in tasks]))
+        row["avg_ci_low"], row["avg_ci_high"] = 100 * lo, 100 * hi
+        shares = [by_task[t].token_share for t in tasks if by_task[t].token_share is not None]
+        words = [by_task[t].word_share for t in tasks if by_task[t].word_share is not None]
+        row["nudged_tokens_%"] = 100 * float(np.mean(np.concatenate(shares))) if shares else float("nan")
+        row["nudged_words_%"] = 100 * float(np.mean(np.concatenate(words))) if words else float("nan")
+        wide.append(row)
+    return wide, long
+
+
+# ------------------------------------------------------------------------------------------ uncertainty
+@torch.no_grad()
+def token_agreement(base: Loaded, items: Sequence[TaskItem], aligned_outputs: Sequence[str]) -> pd.DataFrame:
+    """Per answer position of the aligned model: base top-1 probability and the rank of the aligned token.
+
+    Both models share the tokenizer (same family); the aligned model's greedy token is its top-1.
+    """
+    model, tok = base
+    rows = []
+    for item, answer in zip(items, aligned_outputs, strict=True):
+        if not answer:
+            continue
+        p_ids = tok(base_prompt(item.question))["input_ids"]
+        a_ids = tok(answer, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p_ids + a_ids], device=model.get_input_embeddings().weight.device)
+        logits = model(input_ids=ids).logits[0, len(p_ids) - 1 : -1].float()
+        probs = torch.softmax(logits, -1)
+        target = torch.tensor(a_ids, device=probs.device)
+        p_target = probs.gather(-1, target[:, None])[:, 0]
+        ranks = (probs > p_target[:, None]).sum(-1) + 1
+        p1 = probs.max(-1).values
+        for pos, (p, r) in enumerate(zip(p1.tolist(), ranks.tolist(), strict=True)):
+            rows.append({"item": item.id, "task": item.task, "position": pos, "p1": p, "rank": int(r)})
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["label"] = np.where(
+            df["rank"] == 1, "agree", np.where(df["rank"] <= 3, "weakly disagree", "disagree")
+        )
+    return df
+
+
+def uncertainty_summary(df: pd.DataFrame, gamma: float) -> dict[str, float]:
+    """Shares behind the paper's 'base is uncertain where alignment changes its output' analysis."""
+    if df.empty:
+        return {
+            k: float("nan")
+            for k in (
+                "n",
+                "disagree_share",
+                "captured_at_0.5",
+                "captured_at_gamma",
+                "below_0.5_share",
+                "below_gamma_share",
+                "disagree_given_p1_below_0.1",
+            )
+        }
+    dis = df["rank"] > 1
+    low = df["p1"] < 0.1
+    return {
+        "n": float(len(df)),
+        "disagree_share": float(dis.mean()),
+        "captured_at_0.5": float((df.loc[dis, "p1"] < 0.5).mean()) if dis.any() else float("nan"),
+        "captured_at_gamma": float((df.loc[dis, "p1"] < gamma).mean()) if dis.any() else float("nan"),
+        "below_0.5_share": float((df["p1"] < 0.5).mean()),
+        "below_gamma_share": float((df["p1"] < gamma).mean()),
+        "disagree_given_p1_below_0.1": float(dis[low].mean()) if low.any() else float("nan"),
+    }
+
+
+def uncertainty_figure(frames: Mapping[str, pd.DataFrame]):
+    """Histogram of base top-1 probability by agreement label, one panel per family."""
+    from reprokit.results import new_figure
+
+    fig, axes = new_figure(1, len(frames), figsize=(4.2 * len(frames), 3.2), squeeze=False)
+    bins = np.linspace(0, 1, 21)
+    colors = {"agree": "#4c9a2a", "weakly disagree": "#f0a202", "disagree": "#c0392b"}
+    for ax, (name, df) in zip(axes[0], frames.items(), strict=True):
+        data = (
+            [df.loc[df["label"] == lab, "p1"].to_numpy() for lab in colors]
+            if len(df)
+            else [[] for _ in colors]
+        )
+        ax.hist(data, bins=bins, stacked=True, color=list(colors.values()), label=list(colors))
+        ax.set_yscale("log")
+        ax.set_xlabel("base model top-1 probability")
+        ax.set_title(name)
+    axes[0][0].set_ylabel("positions of the large aligned answer")
+    axes[0][0].legend(fontsize=7)
+    return fig
+
+
+def sweep_figure(df: pd.DataFrame):
+    """Accuracy and nudged-token share against gamma."""
+    from reprokit.results import new_figure
+
+    fig, ax = new_figure(figsize=(5, 3.2))
+    ax.plot(df["gamma"], df["accuracy"], marker="o", label="nudging accuracy (%)")
+    ax.plot(df["gamma"], df["nudged_tokens_%"], marker="s", label="nudged tokens (%)")
+    if "small_aligned" in df:
+        ax.axhline(float(df["small_aligned"].iloc[0]), ls="--", color="grey", label="small aligned (%)")
+    ax.axvspan(0.2, 0.5, color="#dddddd", alpha=0.5)
+    ax.set_xlabel("gamma")
+    ax.legend(fontsize=7)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- the run
+@dataclass
+class FamilyModels:
+    """Loaded models of one family (any scale)."""
+
+    name: str
+    base: Loaded
+    small_aligned: Loaded
+    large_aligned: Loaded
+    gamma: float
+
+
+def _tiny_setup(
+    cfg: ReproduceConfig, cache_dir: str | Path | None
+) -> tuple[list[FamilyModels], dict[str, tuple[TaskItem, ...]]]:
+    from nudging.tiny import build_tiny
+
+    data, families = build_tiny(cfg.tiny, cache_dir=cache_dir)
+    out = [
+        FamilyModels(f.spec.name, f.load("base"), f.load("small_aligned"), f.load("large_aligned"), cfg.gamma)
+        for f in families
+    ]
+    return out, {t: data.tasks[t] for t in cfg.tasks}
+
+
+def _paper_setup(
+    cfg: ReproduceConfig, device: str, dtype: str
+) -> tuple[list[FamilyModels], dict[str, tuple[TaskItem, ...]]]:
+    from nudging.tasks import load_paper_task
+    from reprokit.models import load_causal_lm
+
+    if not cfg.paper_families or not cfg.paper_tasks:
+        raise ValueError(
+            "the paper scale needs paper_families and paper_tasks in its config (see paper.toml)"
+        )
+    fams = []
+    for f in cfg.paper_families:
+        load = lambda name: load_causal_lm(name, dtype=dtype, device=device)  # noqa: E731
+        fams.append(FamilyModels(f.name, load(f.base), load(f.small_aligned), load(f.large_aligned), f.gamma))
+    tasks = {t: tuple(load_paper_task(t, n=cfg.paper_n)) for t in cfg.paper_tasks}
+    return fams, tasks
+
+
+def run(
+    cfg: ReproduceConfig,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+) -> Path:
+    """Run the whole reproduction and write tables, figures, claims.json, manifest.json and REPORT.md."""
+    from reprokit.results import Claim, RunOutput, Table
+    from reprokit.seed import set_seed
+
+    set_seed(seed)
+    if cfg.threads > 0 and device == "cpu":
+        torch.set_num_threads(cfg.threads)
+    out = RunOutput(
+        out_dir, paper="nudging", scale=cfg.scale, seed=seed, config=dataclasses.asdict(cfg), device=device
+    )
+    judge = None
+    if cfg.judge_model:
+        from nudging.tasks import OpenAIJudge
+
+        judge = OpenAIJudge(cfg.judge_model, base_url=cfg.judge_base_url)
+    with out.time("setup"):
+        families, tasks = (
+            _tiny_setup(cfg, cache_dir) if cfg.scale == "tiny" else _paper_setup(cfg, device, dtype)
+        )
+    task_names = list(tasks)
+
+    # ---- Table 1
+    wide, long, runs_by_family = [], [], {}
+    with out.time("table1"):
+        for fam in families:
+            runs: dict[str, dict[str, SystemRun]] = {
+                "base": {},
+                "small_aligned": {},
+                "large_aligned": {},
+                "nudging": {},
+            }
+            for t, items in tasks.items():
+                runs["base"][t] = run_single(fam.base, items, chat=False, cfg=cfg, judge=judge)
+                runs["small_aligned"][t] = run_single(
+                    fam.small_aligned, items, chat=True, cfg=cfg, judge=judge
+                )
+                runs["large_aligned"][t] = run_single(
+                    fam.large_aligned, items, chat=True, cfg=cfg, judge=judge
+                )
+                runs["nudging"][t] = run_nudging(
+                    fam.base,
+                    fam.small_aligned,
+                    items,
+                    gamma=fam.gamma,
+                    cfg=cfg,
+                    desc=f"{fam.name} {t}",
+                    judge=judge,
+                )
+            w, lg = accuracy_rows(fam.name, runs, task_names, cfg, seed)
+            wide += w
+            long += lg
+            runs_by_family[fam.name] = runs
+    table1 = out.table(
+        Table.from_records(
+            "table1",
+            wide,
+            "Zero-shot accuracy (%) per task; nudging = large base + small aligned (Table 1 analogue)",
+        )
+    )
+    out.table(
+        Table.from_records("table1_ci", long, "Per-task accuracy (%) with 95% bootstrap confidence intervals")
+    )
+    examples = []
+    for fam in families:
+        for t in task_names:
+            r = runs_by_family[fam.name]
+            for i in range(min(2, len(tasks[t]))):
+                examples.append(
+                    {
+                        "family": fam.name,
+                        "task": t,
+                        "question": tasks[t][i].question,
+                        "gold": tasks[t][i].answer,
+                        "base": r["base"][t].outputs[i],
+                        "nudging": r["nudging"][t].outputs[i],
+                        "large_aligned": r["large_aligned"][t].outputs[i],
+                    }
+                )
+    out.table(Table.from_records("examples", examples, "Example outputs (first two items per task)"))
+
+    # ---- cross-family
+    cross_rows = []
+    cross_pairs = [(a, b) for a in families for b in families if a is not b]
+    if cfg.scale == "paper":
+        by_name = {f.name: f for f in families}
+        cross_pairs = [(by_name[a], by_name[b]) for a, b in cfg.paper_cross]
+    cross_tasks = [t for t in cfg.cross_tasks if t in tasks]
+    with out.time("cross_family"):
+        for base_fam, nudge_fam in cross_pairs:
+            row: dict[str, Any] = {"base": base_fam.name, "nudger": nudge_fam.name}
+            for t in cross_tasks:
+                r = run_nudging(
+                    base_fam.base,
+                    nudge_fam.small_aligned,
+                    tasks[t],
+                    gamma=base_fam.gamma,
+                    cfg=cfg,
+                    desc=f"{base_fam.name}+{nudge_fam.name} {t}",
+                    judge=judge,
+                )
+                row[f"{t}_base"] = 100 * float(runs_by_family[base_fam.name]["base"][t].correct.mean())
+                row[f"{t}_nudger"] = 100 * float(
+                    runs_by_family[nudge_fam.name]["small_aligned"][t].correct.mean()
+                )
+                row[f"{t}_nudging"] = 100 * float(r.correct.mean())
+                row[f"{t}_nudged_tokens_%"] = 100 * float(r.token_share.mean())
+            cross_rows.append(row)
+    out.table(
+        Table.from_records(
+            "table_cross_family",
+            cross_rows,
+            "Cross-family nudging: a base model of one family nudged by the small aligned model of the other "
+            "(accuracy %)",
+        )
+    )
+
+    # ---- uncertainty analysis
+    frames, summaries = {}, []
+    with out.time("uncertainty"):
+        for fam in families:
+            parts = []
+            for t in task_names:
+                items = tasks[t][: cfg.uncertainty_n]
+                outs = runs_by_family[fam.name]["large_aligned"][t].outputs[: cfg.uncertainty_n]
+                parts.append(token_agreement(fam.base, items, outs))
+            df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            frames[fam.name] = df
+            summaries.append({"family": fam.name, **uncertainty_summary(df, fam.gamma)})
+    out.figure(uncertainty_figure(frames), "figure_uncertainty")
+    out.table(
+        Table.from_records(
+            "table_uncertainty",
+            summaries,
+            "Base top-1 probability at positions where it agrees / disagrees with the large aligned model",
+        )
+    )
+
+    # ---- gamma sweep (first family)
+    fam = families[0]
+    sweep_tasks = [t for t in cfg.sweep_tasks if t in tasks]
+    sweep_rows = []
+    with out.time("gamma_sweep"):
+        small_acc = 100 * float(
+            np.mean(
+                [
+                    runs_by_family[fam.name]["small_aligned"][t].correct[: cfg.sweep_n].mean()
+                    for t in sweep_tasks
+                ]
+            )
+        )
+        for g in cfg.sweep_gammas:
+            accs, shares = [], []
+            for t in sweep_tasks:
+                r = run_nudging(
+                    fam.base,
+                    fam.small_aligned,
+                    tasks[t][: cfg.sweep_n],
+                    gamma=g,
+                    cfg=cfg,
+                    desc=f"gamma {g} {t}",
+                    judge=judge,
+                )
+                accs.append(r.correct.mean())
+                shares.append(r.token_share.mean())
+            sweep_rows.append(
+                {
+                    "family": fam.name,
+                    "gamma": g,
+                    "accuracy": 100 * float(np.mean(accs)),
+                    "nudged_tokens_%": 100 * float(np.mean(shares)),
+                    "small_aligned": small_acc,
+                }
+            )
+    sweep = pd.DataFrame(sweep_rows)
+    out.table(
+        Table(
+            "figure_gamma_sweep",
+            sweep,
+            f"Gamma sweep ({fam.name} family; tasks {', '.join(sweep_tasks)}; "
+            f"first {cfg.sweep_n} items each)",
+        )
+    )
+    out.figure(sweep_figure(sweep), "figure_gamma_sweep")
+
+    # ---- claims
+    t1 = table1.frame.set_index(["family", "model"])
+    for f in families:
+        nud, small, large = (
+            float(t1.loc[(f.name, m), "avg"]) for m in ("nudging", "small_aligned", "large_aligned")
+        )
+        base = float(t1.loc[(f.name, "base"), "avg"])
+        out.claim(
+            Claim.check(
+                f"{f.name}_nudging_beats_small",
+                f"{f.name}: nudging average accuracy minus the small aligned model's (points)",
+                nud - small,
+                ">",
+                0.0,
+                paper_value="+15.4 / +14.6 / +9.5 (Llama-2 / Gemma-2 / OLMo)",
+            )
+        )
+        out.claim(
+            Claim.check(
+                f"{f.name}_nudging_close_to_large",
+                f"{f.name}: nudging average minus the large aligned model's (points; close = within 5)",
+                nud - large,
+                ">=",
+                -5.0,
+                paper_value="+1.2 / -4.1 / +1.6",
+            )
+        )
+        out.claim(
+            Claim.check(
+                f"{f.name}_nudging_beats_base",
+                f"{f.name}: nudging average minus the base model's (points)",
+                nud - base,
+                ">",
+                0.0,
+                paper_value="+24.1 / +57.9 / +11.9",
+            )
+        )
+        words = float(t1.loc[(f.name, "nudging"), "nudged_words_%"])
+        tokens = float(t1.loc[(f.name, "nudging"), "nudged_tokens_%"])
+        out.claim(
+            Claim.check(
+                f"{f.name}_small_nudged_share",
+                f"{f.name}: share of answer words written by the nudging model (%, official measure: "
+                "the final EOS-ending segment excluded)",
+                words,
+                "<",
+                15.0,
+                paper_value="about 10% (<9% OLMo on GSM8K)",
+                details=f"share of tokens, every nudging segment included: {tokens:.1f}%",
+            )
+        )
+    for s in summaries:
+        out.claim(
+            Claim.check(
+                f"{s['family']}_uncertain_where_alignment_changes",
+                f"{s['family']}: share of base/aligned disagreement positions with base p1 < 0.5",
+                s["captured_at_0.5"],
+                ">=",
+                0.8,
+                paper_value="> 80%",
+                details=f"positions with p1 < 0.5: {100 * s['below_0.5_share']:.1f}% of all (paper ~11%)",
+            )
+        )
+        out.claim(
+            Claim.check(
+                f"{s['family']}_uncertain_positions_are_few",
+                f"{s['family']}: share of all positions with base p1 < 0.5",
+                s["below_0.5_share"],
+                "<=",
+                0.25,
+                paper_value="about 11%",
+            )
+        )
+    for row in cross_rows:
+        margins = [
+            min(row[f"{t}_nudging"] - row[f"{t}_base"], row[f"{t}_nudging"] - row[f"{t}_nudger"])
+            for t in cross_tasks
+        ]
+        out.claim(
+            Claim.check(
+                f"cross_{row['base']}_by_{row['nudger']}",
+                f"{row['base']} base nudged by {row['nudger']} small aligned: mean margin over the better "
+                "of base and nudger alone (points)",
+                float(np.mean(margins)) if margins else float("nan"),
+                ">",
+                0.0,
+                paper_value="Gemma-2-27b + Llama-2-7b-chat: 65.0 vs 22.0 / 7.0 on GSM8K",
+            )
+        )
+    robust = sweep[(sweep["gamma"] >= 0.2 - 1e-9) & (sweep["gamma"] <= 0.5 + 1e-9)]
+    if len(robust):
+        spread = float(robust["accuracy"].max() - robust["accuracy"].min())
+        out.claim(
+            Claim.check(
+                "robust_gamma_0.2_0.5",
+                f"{fam.name}: accuracy spread (max - min, points) over gamma in [0.2, 0.5]",
+                spread,
+                "<=",
+                10.0,
+                paper_value="robust for gamma in 0.2-0.5 (Fig. 7)",
+                details=f"accuracies: {', '.join(f'{a:.1f}' for a in robust['accuracy'])}",
+            )
+        )
+
+    # ---- ours vs paper
+    for f in families:
+        row = t1.loc[f.name]
+        ours = " / ".join(
+            f"{row.loc[m, 'avg']:.1f}" for m in ("base", "small_aligned", "large_aligned", "nudging")
+        )
+        out.compare(
+            f"{f.name}: average accuracy base / small aligned / large aligned / nudging",
+            ours,
+            "; ".join(f"{k}: {' / '.join(str(v) for v in vals)}" for k, vals in PAPER_AVG.items()),
+        )
+    for row in cross_rows:
+        t = cross_tasks[0] if cross_tasks else None
+        if t:
+            out.compare(
+                f"cross-family {row['base']} + {row['nudger']} on {t}: base / nudger / nudging",
+                f"{row[f'{t}_base']:.1f} / {row[f'{t}_nudger']:.1f} / {row[f'{t}_nudging']:.1f}",
+                "Gemma-2-27b + Llama-2-7b-chat on GSM8K: 7.0 / 22.0 / 65.0",
+            )
+    for s in summaries:
+        out.compare(
+            f"{s['family']}: disagreement positions with p1 < 0.5 / all positions with p1 < 0.5",
+            f"{100 * s['captured_at_0.5']:.1f}% / {100 * s['below_0.5_share']:.1f}%",
+            "> 80% / about 11%",
+        )
+    analogues = (
+        ", ".join(f"{k} ({v})" for k, v in TINY_ANALOGUES.items() if k in tasks)
+        if cfg.scale == "tiny"
+        else ", ".join(task_names)
+    )
+    summary = (
+        f"Scale `{cfg.scale}`. Tasks: {analogues}. Families: {', '.join(f.name for f in families)}; "
+        f"gamma {cfg.gamma} "
+        f"(sweep on {fam.name}). Greedy decoding, at most {cfg.max_new_tokens} new tokens; accuracies in %, "
+        "95% bootstrap intervals in `table1_ci`. The paper's numbers are on real 7B-70B models and 11 tasks; "
+        "only directions and rough magnitudes are comparable."
+    )
+    notes = (
+        "- Claims are measured and marked, never tuned per run: a claim that does not hold at this scale is "
+        "reported as not holding.\n"
+        "- Nudged share: `nudged_tokens_%` counts every base-tokenizer token that starts inside a nudging "
+        "segment, the final EOS-ending segment included; `nudged_words_%` is the official measure (words, "
+        "final segment excluded).\n"
+        "- Uncertainty analysis: positions of the large aligned model's own greedy answers, scored by the "
+        "base model on the plain prompt (same tokenizer); 'disagree' = the aligned token is not the base "
+        "model's top-1.\n"
+        "- Tiny models (about 0.25M-1M parameters, minutes of CPU training) are far weaker than the paper's "
+        "7B-70B models: they copy names from the question and do arithmetic unreliably, so the base model "
+        "is uncertain at many content positions, not only at stylistic ones, and nudging then hands many "
+        "content tokens to the weaker small model. See `examples` for raw outputs."
+    )
+    return out.finish(title=f"Nudging — {cfg.scale} reproduction", summary=summary, notes=notes)

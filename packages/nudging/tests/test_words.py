@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from nudging.words import count_words, join_words, split_words, strip_trailing_repetitions
+
+CASES = [
+    "",
+    " ",
+    "word",
+    " Sure, I'd",
+    "  two  spaces  here ",
+    "a\nb c\n\nd",
+    "\n start",
+    "trailing ",
+    "x" * 40,
+]
+
+
+@pytest.mark.parametrize("text", CASES)
+def test_split_join_is_lossless(text: str) -> None:
+    lead, words = split_words(text)
+    assert join_words(lead, words) == text
+    assert lead.strip(" ") == ""
+    if text.strip():
+        assert words[0] != "" or text.strip(" ") == ""
+
+
+def test_split_keeps_newlines_inside_words() -> None:
+    assert split_words(" steps.\nThe answer")[1] == ["steps.\nThe", "answer"]
+
+
+def test_count_words_skips_empty() -> None:
+    assert count_words("  a  b ") == 2
+    assert count_words("") == 0
+
+
+def test_strip_trailing_repetitions() -> None:
+    unit = "The answer is 7. Question: again? "
+    assert strip_trailing_repetitions("Start. " + unit * 3) == "Start. " + unit
+    assert strip_trailing_repetitions("short short short ", 30) == "short short short "
+    assert strip_trailing_repetitions("abc", 0) == "abc"

@@ -1,0 +1,5 @@
+"""`python -m palimpsest` runs the command line."""
+
+from palimpsest.cli import main
+
+raise SystemExit(main())

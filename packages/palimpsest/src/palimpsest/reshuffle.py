@@ -1,0 +1,269 @@
+"""The observational reshuffle test: is a text likelier under Alice's model than under reshuffled copies?
+
+From the checkpoint before Alice's last phase, the phase is retrained once in the original order and K
+times in fresh random orders (one identical pipeline). Each candidate scores the suspect text (summed
+continuation log-probability, averaged over samples); under H0 the K+1 scores are exchangeable, so:
+
+- exact rank p = (1 + #{k : s_k >= s_0}) / (K + 1)   (valid always, never below 1/(K+1));
+- t-corrected p = P(T_{K-1} >= (s_0 - mean) / (sd_ddof1 * sqrt(1 + 1/K)))   (calibrated for Gaussian scores);
+- the paper's Gaussian approximation p = P(Z >= (s_0 - mean) / sd_ddof0)   (anti-conservative for small K).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.stats
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from reprokit.scoring import score_texts, score_token_ids
+from reprokit.stats import t_logsf
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ReshuffleResult",
+    "ReshuffleScores",
+    "reshuffle_pvalues",
+    "reshuffle_test",
+    "retrain_last_phase",
+    "score_candidates",
+    "text_scores",
+]
+
+_LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True)
+class ReshuffleResult:
+    """The three p-values of the reshuffle test (rank: exact; t: Gaussian-calibrated; normal: the paper's)."""
+
+    k: int
+    score_original: float
+    scores_reshuffled: tuple[float, ...] = field(repr=False)
+    rank_pvalue: float
+    t_pvalue: float
+    log10_t_pvalue: float
+    normal_pvalue: float
+    log10_normal_pvalue: float
+    n_texts: int = 0
+    n_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def reshuffle_pvalues(
+    original_score: float,
+    reshuffled_scores: Sequence[float] | np.ndarray,
+    *,
+    n_texts: int = 0,
+    n_tokens: int = 0,
+) -> ReshuffleResult:
+    """Exact rank, t-corrected and Gaussian-approximation (paper) p-values of s_0 against K copies."""
+    s = np.asarray(reshuffled_scores, dtype=np.float64).ravel()
+    k = s.size
+    if k < 1:
+        raise ValueError(
+            "the reshuffle test needs K >= 1 reshuffled copies; retrain the last phase at least once."
+        )
+    s0 = float(original_score)
+    if not math.isfinite(s0) or not np.isfinite(s).all():
+        raise ValueError("reshuffle scores must be finite; check the scored texts are not empty.")
+    rank_p = (1.0 + float(np.count_nonzero(s >= s0))) / (k + 1.0)
+    if k >= 2 and float(np.std(s, ddof=1)) > 0:
+        sd1 = float(np.std(s, ddof=1))
+        t = (s0 - float(s.mean())) / (sd1 * math.sqrt(1.0 + 1.0 / k))
+        log_t = t_logsf(t, k - 1)
+        z = (s0 - float(s.mean())) / float(np.std(s, ddof=0))
+        log_n = float(scipy.stats.norm.logsf(z))
+    else:
+        logger.warning("reshuffle test: K=%d copies give no spread; t and normal p-values are NaN", k)
+        log_t = log_n = math.nan
+    return ReshuffleResult(
+        k=k,
+        score_original=s0,
+        scores_reshuffled=tuple(float(x) for x in s),
+        rank_pvalue=rank_p,
+        t_pvalue=math.exp(log_t),
+        log10_t_pvalue=log_t / _LN10,
+        normal_pvalue=math.exp(log_n),
+        log10_normal_pvalue=log_n / _LN10,
+        n_texts=n_texts,
+        n_tokens=n_tokens,
+    )
+
+
+def _check_texts(texts: Sequence[str], prompts: Sequence[str] | None) -> None:
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of strings, not one string; wrap it in a list.")
+    if len(texts) == 0:
+        raise ValueError("no suspect text given; pass at least one non-empty text.")
+    if any(not t for t in texts):
+        raise ValueError("a suspect text is empty; drop empty samples before testing.")
+    if prompts is not None and len(prompts) != len(texts):
+        raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts; pass one prompt per text.")
+
+
+def text_scores(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str] | Sequence[Sequence[int]],
+    *,
+    prompts: Sequence[str] | Sequence[int] | None = None,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Summed log-prob of each text (its continuation after the prompt, if given) and its scored token count.
+
+    `texts` are strings, or token-id lists with `prompts` the prompt lengths in tokens.
+    """
+    if len(texts) == 0:
+        raise ValueError("no suspect text given; pass at least one non-empty text.")
+    if isinstance(texts[0], str):
+        _check_texts(texts, prompts)  # type: ignore[arg-type]
+        scores = score_texts(model, tokenizer, texts, prompts=prompts, batch_size=batch_size)  # type: ignore[arg-type]
+    else:
+        lengths = [0] * len(texts) if prompts is None else [int(p) for p in prompts]  # type: ignore[union-attr]
+        if any(len(t) <= max(p, 1) for t, p in zip(texts, lengths, strict=True)):
+            raise ValueError(
+                "a suspect text has no tokens after its prompt; drop empty samples before testing."
+            )
+        scores = score_token_ids(
+            model,
+            [list(t) for t in texts],  # type: ignore[arg-type]
+            prompt_lengths=lengths,
+            batch_size=batch_size,
+            pad_token_id=tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id,
+        )
+    return scores.sum_logprob, scores.n_tokens
+
+
+@dataclass(frozen=True)
+class ReshuffleScores:
+    """Per-text scores under the original-order model (row 0) and the K reshuffled copies (rows 1..K)."""
+
+    scores: np.ndarray  # (K + 1, n_texts) summed log-probs
+    n_tokens: np.ndarray  # (n_texts,) scored tokens per text
+
+    def test(self, index: Sequence[int] | np.ndarray | None = None) -> ReshuffleResult:
+        """The reshuffle test on the texts `index` (all by default): s_k = mean summed log-prob."""
+        idx = np.arange(self.scores.shape[1]) if index is None else np.asarray(index, dtype=np.int64)
+        if idx.size == 0:
+            raise ValueError("no texts selected; pass at least one text index.")
+        s = self.scores[:, idx].mean(axis=1)
+        return reshuffle_pvalues(s[0], s[1:], n_texts=int(idx.size), n_tokens=int(self.n_tokens[idx].sum()))
+
+    def subsample(self, n_tokens: int, *, seed: int = 0) -> np.ndarray:
+        """Indices of a random subset of texts holding about `n_tokens` scored tokens (at least one text)."""
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(self.scores.shape[1])
+        cum = np.cumsum(self.n_tokens[perm])
+        return perm[: max(1, int(np.searchsorted(cum, n_tokens)) + 1)]
+
+
+def score_candidates(
+    original: PreTrainedModel,
+    reshuffled: Sequence[PreTrainedModel],
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str] | Sequence[Sequence[int]],
+    *,
+    prompts: Sequence[str] | Sequence[int] | None = None,
+    batch_size: int = 32,
+) -> ReshuffleScores:
+    """Score the suspect texts under the original-order retrain and each reshuffled retrain."""
+    if len(reshuffled) < 1:
+        raise ValueError(
+            "the reshuffle test needs K >= 1 reshuffled copies; retrain the last phase at least once."
+        )
+    rows, n_tok = [], None
+    for model in [original, *reshuffled]:
+        s, n_tok = text_scores(model, tokenizer, texts, prompts=prompts, batch_size=batch_size)
+        rows.append(s)
+    return ReshuffleScores(np.vstack(rows), np.asarray(n_tok))
+
+
+def reshuffle_test(
+    original: PreTrainedModel,
+    reshuffled: Sequence[PreTrainedModel],
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str] | Sequence[Sequence[int]],
+    *,
+    prompts: Sequence[str] | Sequence[int] | None = None,
+    batch_size: int = 32,
+) -> ReshuffleResult:
+    """Score the suspect text under the K+1 candidates and return the three p-values."""
+    return score_candidates(
+        original, reshuffled, tokenizer, texts, prompts=prompts, batch_size=batch_size
+    ).test()
+
+
+def retrain_last_phase(
+    alice: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Any],
+    config: Any,
+    *,
+    checkpoint_step: int,
+    k: int,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> tuple[Any, list[Any]]:
+    """Retrain Alice's last phase with `reprokit.zoo`: once in her order and K times reshuffled.
+
+    `alice` is a `reprokit.zoo.TrainedModel` saved with a checkpoint at `checkpoint_step`; `examples` and
+    `config` are what she was trained on. Returns (original-order retrain, [K reshuffled retrains]), all
+    cached `TrainedModel`s from the same pipeline, so exchangeability holds even with nondeterminism.
+    """
+    from reprokit.seed import derive_seed
+    from reprokit.zoo import train_cached
+
+    if k < 1:
+        raise ValueError(f"k must be >= 1 reshuffled copies, got {k}.")
+    ckpt = alice.checkpoint(checkpoint_step)
+    order = np.asarray(alice.order, dtype=np.int64)
+    cut = checkpoint_step * config.batch_size
+    if not 0 < cut < order.size:
+        raise ValueError(
+            f"checkpoint_step {checkpoint_step} leaves no last phase to retrain ({order.size} examples)."
+        )
+    init = ckpt / "model"
+    plain = replace(config, lora_r=0)
+    original = train_cached(
+        init,
+        tokenizer,
+        examples,
+        plain,
+        name="retrain-original",
+        order=order,
+        resume_from=ckpt,
+        cache_dir=cache_dir,
+    )
+    copies = []
+    for i in range(k):
+        rng = np.random.default_rng(derive_seed(seed, "reshuffle", checkpoint_step, i))
+        new_order = np.concatenate([order[:cut], rng.permutation(order[cut:])])
+        copies.append(
+            train_cached(
+                init,
+                tokenizer,
+                examples,
+                plain,
+                name=f"retrain-shuffle{i}",
+                order=new_order,
+                resume_from=ckpt,
+                cache_dir=cache_dir,
+            )
+        )
+    logger.info(
+        "retrained the last %d examples %d+1 times from step %d", order.size - cut, k, checkpoint_step
+    )
+    return original, copies
