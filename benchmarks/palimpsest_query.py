@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import torch
-from _common import best_of, corpus_and_tokenizer
+from _common import bare_forward, compare, corpus_and_tokenizer, padded_batches
 
 from palimpsest import NGramIndex, QueryConfig, Transcript, query_test
 from reprokit import zoo
@@ -31,28 +31,14 @@ def main() -> None:
         token_ids=tuple(tuple(s) for s in sequences),
         tokenizer=tokenizer,
     )
-    batches = []
-    for start in range(0, N_EXAMPLES, BATCH):
-        chunk = sequences[start : start + BATCH]
-        width = max(map(len, chunk))
-        ids = torch.zeros((len(chunk), width), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, seq in enumerate(chunk):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        batches.append((ids, mask))
-
-    @torch.no_grad()
-    def bare() -> None:
-        for ids, mask in batches:
-            model(input_ids=ids, attention_mask=mask).logits  # noqa: B018 - the forward pass is the point
+    bare = bare_forward(model, padded_batches(sequences, BATCH))
 
     config = QueryConfig(batch_size=BATCH)
 
     def ours() -> None:
         query_test(transcript, (model, tokenizer), config=config)
 
-    t_bare, t_ours = best_of(bare), best_of(ours)
+    t_bare, t_ours = compare(bare, ours, repeats=5)
     print(f"bare forward : {N_EXAMPLES / t_bare:9.1f} examples/s")
     print(f"query test   : {N_EXAMPLES / t_ours:9.1f} examples/s (no reference)")
     print(f"ratio        : {t_bare / t_ours:9.3f}  (target >= 0.8)")
