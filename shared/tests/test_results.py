@@ -346,3 +346,24 @@ def test_run_output_finish(tmp_path: Path) -> None:
     report = (result_dir / "REPORT.md").read_text()
     assert "c1" in report and "| acc | 0.5 | 0.6 |" in report and "![figure1](figure1.png)" in report
     assert _leftovers(result_dir) == []
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_manifest_dirty_flag_ignores_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reproduce outputs under results/ do not make the code dirty; a changed source file does."""
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "paper").mkdir(parents=True)
+    (tmp_path / "results" / "paper" / "table.csv").write_text("a\n1\n")
+    clean = Manifest.collect(paper="p", scale="tiny", seed=0, config={}, repo_dir=tmp_path)
+    assert clean.git_sha is not None and clean.git_dirty is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    dirty = Manifest.collect(paper="p", scale="tiny", seed=0, config={}, repo_dir=tmp_path)
+    assert dirty.git_dirty is True

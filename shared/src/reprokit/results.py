@@ -441,10 +441,13 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 
 def _git_state(cwd: Path) -> tuple[str | None, bool | None]:
+    """HEAD's sha and whether the code differs from it (changes under results/, our outputs, don't count)."""
     sha = _git(["rev-parse", "HEAD"], cwd)
     if sha is None:
         return None, None
-    status = _git(["--no-optional-locks", "status", "--porcelain"], cwd)
+    top = _git(["rev-parse", "--show-toplevel"], cwd)
+    pathspec = [] if top is None else ["--", top.strip(), f":(exclude){top.strip()}/results"]
+    status = _git(["--no-optional-locks", "status", "--porcelain", *pathspec], cwd)
     return sha.strip() or None, None if status is None else bool(status.strip())
 
 
