@@ -32,7 +32,8 @@ def smoke(cfg: ReproduceConfig) -> ReproduceConfig:
         n_arithmetic=40,
         n_symbolic=12,
         n_eval=3,
-        doc_repeats=1,
+        doc_repeats=2,
+        small_doc_repeats=1,
         n_align_arithmetic=12,
         n_align_symbolic=6,
         families=(

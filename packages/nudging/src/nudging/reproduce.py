@@ -95,6 +95,8 @@ class ReproduceConfig:
             for key in ("large_pretrain", "small_pretrain", "finetune"):
                 if key in t:
                     t[key] = TrainConfig(**t[key])
+            if "fact_attributes" in t:
+                t["fact_attributes"] = tuple(t["fact_attributes"])
             raw["tiny"] = TinyConfig(**t)
         if "paper_families" in raw:
             raw["paper_families"] = tuple(PaperModels(**f) for f in raw["paper_families"])
@@ -301,6 +303,72 @@ def sweep_figure(df: pd.DataFrame):
     return fig
 
 
+# ---------------------------------------------------------------------------------------------- report
+def _fmt(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _notes(cfg: ReproduceConfig, knowledge: Sequence[dict], table1: Sequence[dict], claims: Sequence) -> str:
+    """The report's notes, every number taken from this run's measurements."""
+    lines = [
+        "- Claims are measured and marked, never tuned per run: a claim that does not hold at this scale "
+        "is reported as not holding.",
+        "- Nudged share: `nudged_tokens_%` counts every base-tokenizer token that starts inside a nudging "
+        "segment, the final EOS-ending segment included; `nudged_words_%` is the official measure (words, "
+        "final segment excluded).",
+        "- Uncertainty analysis: positions of the large aligned model's own greedy answers, scored by the "
+        "base model on the plain prompt (same tokenizer); 'disagree' = the aligned token is not the base "
+        "model's top-1.",
+    ]
+    if knowledge:
+        parts = []
+        for fam in dict.fromkeys(r["family"] for r in knowledge):
+            rows = {r["model"]: r for r in knowledge if r["family"] == fam}
+            big, small = rows.get("large base"), rows.get("small base")
+            if big and small:
+                parts.append(
+                    f"{fam}: large base {big['facts']:.0f}% of facts and {big['arithmetic']:.0f}% of "
+                    f"problems, small base {small['facts']:.0f}% and {small['arithmetic']:.0f}% (on the "
+                    f"facts of the people it read: {small['facts_read_by_small']:.0f}%)"
+                )
+        lines.append(
+            "- Knowledge (`table_knowledge`, plain-text probes, greedy): " + "; ".join(parts) + ". The "
+            "paper's premise that the large base model knows more than the small aligned one is checked "
+            "here directly, not assumed."
+        )
+    by = {(r["family"], r["model"]): r for r in table1}
+    for fam in dict.fromkeys(r["family"] for r in table1):
+        b, s_, la, n = (by.get((fam, m)) for m in ("base", "small_aligned", "large_aligned", "nudging"))
+        if not (b and s_ and la and n):
+            continue
+        best = max(
+            cfg.tasks if cfg.scale == "tiny" else [k for k in n if k in b],
+            key=lambda t, n=n, b=b: n.get(t, float("nan")) - b.get(t, float("nan")),
+            default=None,
+        )
+        text = (
+            f"- {fam}: average accuracy base {b['avg']:.1f}, small aligned {s_['avg']:.1f}, large aligned "
+            f"{la['avg']:.1f}, nudging {n['avg']:.1f} (nudged words {n['nudged_words_%']:.1f}%, tokens "
+            f"{n['nudged_tokens_%']:.1f}%)"
+        )
+        if best is not None and best in n:
+            text += f"; nudging's largest gain over the base is on {best} ({n[best] - b[best]:+.1f} points)"
+        lines.append(text + ".")
+    failing = [c for c in claims if not c.holds]
+    if failing:
+        lines.append(
+            "- Not holding at this scale: "
+            + "; ".join(f"`{c.id}` (measured {_fmt(c.measured)}, expected {c.expected})" for c in failing)
+            + ". Tiny models (about 0.2M-1M parameters, minutes of CPU training) copy names and numbers "
+            "from the question less reliably than the paper's 7B-70B models, so the base model is also "
+            "uncertain at some content positions, where the weaker small model then writes (see "
+            "`examples`)."
+        )
+    else:
+        lines.append("- Every claim holds at this scale.")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------- the run
 @dataclass
 class FamilyModels:
@@ -311,19 +379,60 @@ class FamilyModels:
     small_aligned: Loaded
     large_aligned: Loaded
     gamma: float
+    small_base: Loaded | None = None  # tiny scale: the small model before alignment (knowledge probes)
 
 
 def _tiny_setup(
     cfg: ReproduceConfig, cache_dir: str | Path | None
-) -> tuple[list[FamilyModels], dict[str, tuple[TaskItem, ...]]]:
+) -> tuple[list[FamilyModels], dict[str, tuple[TaskItem, ...]], tuple]:
     from nudging.tiny import build_tiny
 
     data, families = build_tiny(cfg.tiny, cache_dir=cache_dir)
     out = [
-        FamilyModels(f.spec.name, f.load("base"), f.load("small_aligned"), f.load("large_aligned"), cfg.gamma)
+        FamilyModels(
+            f.spec.name,
+            f.load("base"),
+            f.load("small_aligned"),
+            f.load("large_aligned"),
+            cfg.gamma,
+            f.load("small_base"),
+        )
         for f in families
     ]
-    return out, {t: data.tasks[t] for t in cfg.tasks}
+    return out, {t: data.tasks[t] for t in cfg.tasks}, data.probes
+
+
+def knowledge_rows(families: Sequence[FamilyModels], probes: Sequence, cfg: ReproduceConfig) -> list[dict]:
+    """Plain-text knowledge of each family's large base and small base model (textbook-style probes).
+
+    Facts: greedy completion of "<name> lives in" / "<name> works as" for the evaluation people; the
+    `facts_read_by_small` column restricts to the people whose pages the small model read.
+    Arithmetic: greedy completion of "Problem: <question>\nSolution:" for the evaluation problems.
+    """
+    from nudging.tiny import probe_knowledge
+
+    rows = []
+    for fam in families:
+        for name, model in (("large base", fam.base), ("small base", fam.small_base)):
+            if model is None:
+                continue
+            ok = np.array(probe_knowledge(model, probes, batch_size=cfg.batch_size), dtype=float)
+            kinds = np.array([p.kind for p in probes])
+            small = np.array([p.kind == "fact" and p.known_to_small for p in probes])
+            rows.append(
+                {
+                    "family": fam.name,
+                    "model": name,
+                    "facts": 100 * float(ok[kinds == "fact"].mean()) if (kinds == "fact").any() else np.nan,
+                    "facts_read_by_small": 100 * float(ok[small].mean()) if small.any() else np.nan,
+                    "arithmetic": 100 * float(ok[kinds == "arithmetic"].mean())
+                    if (kinds == "arithmetic").any()
+                    else np.nan,
+                    "n_facts": int((kinds == "fact").sum()),
+                    "n_arithmetic": int((kinds == "arithmetic").sum()),
+                }
+            )
+    return rows
 
 
 def _paper_setup(
@@ -369,10 +478,25 @@ def run(
 
         judge = OpenAIJudge(cfg.judge_model, base_url=cfg.judge_base_url)
     with out.time("setup"):
-        families, tasks = (
-            _tiny_setup(cfg, cache_dir) if cfg.scale == "tiny" else _paper_setup(cfg, device, dtype)
-        )
+        if cfg.scale == "tiny":
+            families, tasks, probes = _tiny_setup(cfg, cache_dir)
+        else:
+            (families, tasks), probes = _paper_setup(cfg, device, dtype), ()
     task_names = list(tasks)
+
+    # ---- knowledge diagnostic (tiny scale): does the large base know more than the small model?
+    knowledge: list[dict] = []
+    if probes:
+        with out.time("knowledge"):
+            knowledge = knowledge_rows(families, probes, cfg)
+        out.table(
+            Table.from_records(
+                "table_knowledge",
+                knowledge,
+                "Knowledge on plain-text probes (%): greedy completion of '<name> lives in' / '<name> works "
+                "as' for the evaluation people and of 'Problem: ...\\nSolution:' for the evaluation problems",
+            )
+        )
 
     # ---- Table 1
     wide, long, runs_by_family = [], [], {}
@@ -678,18 +802,5 @@ def run(
         "95% bootstrap intervals in `table1_ci`. The paper's numbers are on real 7B-70B models and 11 tasks; "
         "only directions and rough magnitudes are comparable."
     )
-    notes = (
-        "- Claims are measured and marked, never tuned per run: a claim that does not hold at this scale is "
-        "reported as not holding.\n"
-        "- Nudged share: `nudged_tokens_%` counts every base-tokenizer token that starts inside a nudging "
-        "segment, the final EOS-ending segment included; `nudged_words_%` is the official measure (words, "
-        "final segment excluded).\n"
-        "- Uncertainty analysis: positions of the large aligned model's own greedy answers, scored by the "
-        "base model on the plain prompt (same tokenizer); 'disagree' = the aligned token is not the base "
-        "model's top-1.\n"
-        "- Tiny models (about 0.25M-1M parameters, minutes of CPU training) are far weaker than the paper's "
-        "7B-70B models: they copy names from the question and do arithmetic unreliably, so the base model "
-        "is uncertain at many content positions, not only at stylistic ones, and nudging then hands many "
-        "content tokens to the weaker small model. See `examples` for raw outputs."
-    )
+    notes = _notes(cfg, knowledge, wide, out.claims)
     return out.finish(title=f"Nudging — {cfg.scale} reproduction", summary=summary, notes=notes)

@@ -1,23 +1,31 @@
 """The tiny-scale setup: a synthetic world, two model families, and the five tiny tasks.
 
-Pretraining text shows the skills plainly (encyclopedia paragraphs, textbook arithmetic solutions,
-symbolic-task demonstrations and question-answer text in five mixed answer styles) but never the chat
-format; the alignment set is chat-formatted with the aligned style (an opening, the reasoning steps,
-"The answer is X.", end of sequence). Per family (own architecture, own BPE tokenizer): a large base
-model (most capacity and training), a small aligned model (small, less pretraining, then aligned) and a
-large aligned model (the large base, aligned the same way). Everything is cached by `reprokit.zoo`.
+The world is designed so that the paper's premises hold at about 1M parameters:
+- *The large base model knows the facts and the arithmetic.* Every fact is stated with the person's
+  full name in one canonical sentence ("Ada Lee lives in Brenton."), the same sentence the reasoning of
+  an answer uses; encyclopedia pages group a few people and are repeated in fresh groupings; textbook
+  solutions show the arithmetic step by step. Answers are single attributes (a city or a profession).
+- *The base model is uncertain where alignment matters.* Pretraining question-answer text mixes five
+  plain answer styles (and, rarely, the aligned one), so the opening of a plain-prompt answer is
+  uncertain; the chat format is never seen in pretraining.
+- *The small model knows less.* It is smaller, sees the pages of only part of the people, fewer times,
+  and trains for fewer steps; after alignment it has the aligned style (opening, reasoning steps,
+  "The answer is X.", end of sequence) but fewer facts and weaker arithmetic.
+Per family (own architecture, own BPE tokenizer): a large base model, a small aligned model and a large
+aligned model (the large base, aligned the same way). Everything is cached by `reprokit.zoo`.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nudging.tasks import TaskItem, tiny_tasks
+from nudging.tasks import TaskItem, score, tiny_tasks
 from reprokit.tokenizer import train_tokenizer
 from reprokit.world import (
     SYSTEM_PROMPT,
@@ -26,7 +34,6 @@ from reprokit.world import (
     arithmetic_problems,
     chat_pairs,
     coin_flip_tasks,
-    encyclopedia_documents,
     fact_questions,
     last_letter_tasks,
     make_world,
@@ -37,6 +44,8 @@ from reprokit.zoo import TrainConfig, TrainedModel, encode_chats, encode_texts, 
 logger = logging.getLogger(__name__)
 
 ROLES = ("base", "small_aligned", "large_aligned")
+#: Plain-text probe prefixes of each fact attribute (the canonical fact sentence up to its value).
+PROBE_PREFIX = {"city": "{name} lives in", "profession": "{name} works as"}
 
 
 @dataclass(frozen=True)
@@ -54,17 +63,29 @@ class TinyConfig:
     """Sizes of the tiny world, corpus, models and training (see `reproduce/configs/nudging/tiny.toml`)."""
 
     seed: int = 0
-    n_people: int = 60
+    n_people: int = 80
     n_first_names: int | None = 12
     n_last_names: int | None = 12
+    n_places: int = 10
+    n_professions: int = 10
+    fact_attributes: tuple[str, ...] = ("city", "profession")
     n_arithmetic: int = 400
     n_symbolic: int = 150
     n_eval: int = 30
     arithmetic_max_value: int = 10
     arithmetic_steps: int = 2
-    opening_share: float = 0.17
+    opening_share: float = 0.3
     """Share of pretraining question-answer texts written in the aligned style (as web text)."""
-    doc_repeats: int = 6
+    people_per_page: int = 5
+    doc_repeats: int = 20
+    """How often the large model's corpus states each fact (each time in a fresh page grouping)."""
+    small_people_share: float = 0.5
+    """Share of the people whose pages the small model reads (it knows fewer facts)."""
+    small_doc_repeats: int = 10
+    qa_repeats: int = 3
+    """Question-answer texts per fact of the QA people (each in freshly drawn styles)."""
+    n_arithmetic_qa: int = 200
+    """Pretraining arithmetic problems also shown as question-answer text (mixed styles)."""
     qa_fraction: float = 0.4
     align_fraction: float = 0.2
     n_align_arithmetic: int = 120
@@ -74,7 +95,7 @@ class TinyConfig:
         FamilySpec("neox", "gpt_neox-1m", "gpt_neox-0.3m", 1536),
     )
     large_pretrain: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=6.0, batch_size=32, lr=3e-3)
+        default_factory=lambda: TrainConfig(epochs=8.0, batch_size=16, lr=3e-3)
     )
     small_pretrain: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=2.0, batch_size=32, lr=3e-3)
@@ -84,19 +105,34 @@ class TinyConfig:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A plain-text knowledge probe: a textbook-style prefix and the gold continuation."""
+
+    kind: str  # "fact" | "arithmetic"
+    prompt: str
+    answer: str
+    known_to_small: bool = True
+
+
+@dataclass(frozen=True)
 class TinyData:
-    """The world, the two text sets, and the evaluation tasks (question items by task name)."""
+    """The world, the text sets, the evaluation tasks (items by task name) and knowledge probes."""
 
     world: World
     pretrain_texts: tuple[str, ...]
     small_pretrain_texts: tuple[str, ...]
     alignment_chats: tuple[tuple[dict[str, str], ...], ...]
     tasks: dict[str, tuple[TaskItem, ...]]
+    probes: tuple[Probe, ...] = ()
 
 
 @dataclass
 class TinyFamily:
-    """A trained family: tokenizer and the three cached models (load with `.load(role)`)."""
+    """A trained family: tokenizer and its cached models (load with `.load(role)`).
+
+    Roles: "base", "small_aligned", "large_aligned", and "small_base" (the small model before
+    alignment, for the knowledge probes).
+    """
 
     spec: FamilySpec
     tokenizer: PreTrainedTokenizerBase
@@ -126,6 +162,25 @@ def _qa_texts(
     ]
 
 
+def fact_pages(
+    facts_by_person: dict[str, list[str]], people: Sequence[str], *, per_page: int, repeats: int, seed: int
+) -> list[str]:
+    """Encyclopedia pages: each repeat groups `people` afresh, `per_page` people (facts shuffled) a page."""
+    rng = random.Random(seed)
+    pages = []
+    for _ in range(repeats):
+        order = list(people)
+        rng.shuffle(order)
+        for i in range(0, len(order), per_page):
+            sentences: list[str] = []
+            for pid in order[i : i + per_page]:
+                facts = list(facts_by_person[pid])
+                rng.shuffle(facts)
+                sentences += facts
+            pages.append(" ".join(sentences))
+    return pages
+
+
 def build_data(config: TinyConfig) -> TinyData:
     """The tiny world and every text built from it (pure function of `config`)."""
     world = make_world(
@@ -134,6 +189,8 @@ def build_data(config: TinyConfig) -> TinyData:
             n_people=config.n_people,
             n_first_names=config.n_first_names,
             n_last_names=config.n_last_names,
+            n_places=config.n_places,
+            n_professions=config.n_professions,
         )
     )
     ids = [p.id for p in world.people]
@@ -142,10 +199,30 @@ def build_data(config: TinyConfig) -> TinyData:
         ids, {"qa": config.qa_fraction, "align": config.align_fraction, "eval": eval_frac}, seed=config.seed
     )
     rng = random.Random(config.seed)
-    docs = [d.text for d in encyclopedia_documents(world, seed=config.seed, kinds=("person",))]
-    qa_people = fact_questions(world, seed=config.seed, people=groups["qa"])
-    qa_texts = _qa_texts(qa_people, config, rng, seed=config.seed)
-    qa_texts += _qa_texts(qa_people, config, rng, seed=config.seed + 1, multiple_choice=True)
+    attrs = tuple(config.fact_attributes)
+    all_facts = fact_questions(world, attributes=attrs, seed=config.seed)
+    facts_by_person: dict[str, list[str]] = {}
+    for q in all_facts:
+        facts_by_person.setdefault(q.entity_id, []).append(q.fact)
+    pages = fact_pages(
+        facts_by_person, ids, per_page=config.people_per_page, repeats=config.doc_repeats, seed=config.seed
+    )
+    # The small model reads the pages of a random part of the people (the same share of every group).
+    small_people = sorted(
+        random.Random(config.seed + 1).sample(ids, round(config.small_people_share * len(ids)))
+    )
+    small_pages = fact_pages(
+        facts_by_person,
+        small_people,
+        per_page=config.people_per_page,
+        repeats=config.small_doc_repeats,
+        seed=config.seed + 1,
+    )
+    qa_people = fact_questions(world, attributes=attrs, seed=config.seed, people=groups["qa"])
+    qa_texts: list[str] = []
+    for r in range(config.qa_repeats):
+        qa_texts += _qa_texts(qa_people, config, rng, seed=config.seed + 2 * r)
+        qa_texts += _qa_texts(qa_people, config, rng, seed=config.seed + 2 * r + 1, multiple_choice=True)
     n_eval = config.n_eval
     arith = arithmetic_problems(
         config.n_arithmetic + config.n_align_arithmetic + n_eval,
@@ -163,18 +240,18 @@ def build_data(config: TinyConfig) -> TinyData:
     sym_align = letters[config.n_symbolic : -n_eval] + coins[config.n_symbolic : -n_eval]
     arith_texts = [p.textbook for p in arith_pre]
     sym_texts = _qa_texts(sym_pre, config, rng, seed=config.seed)
-    arith_qa = _qa_texts(arith_pre[:100], config, rng, seed=config.seed)
-    pretrain = docs * config.doc_repeats + qa_texts + arith_texts + arith_qa + sym_texts
+    arith_qa = _qa_texts(arith_pre[: config.n_arithmetic_qa], config, rng, seed=config.seed)
+    skills = qa_texts + arith_texts + arith_qa + sym_texts
+    pretrain = pages + skills
     rng.shuffle(pretrain)
-    # The small model is pretrained on less: half of the people's paragraphs, once, and everything else.
-    small = docs[: len(docs) // 2] + qa_texts + arith_texts + arith_qa + sym_texts
+    small = small_pages + skills
     rng.shuffle(small)
-    align_people = fact_questions(world, seed=config.seed, people=groups["align"])
+    align_people = fact_questions(world, attributes=attrs, seed=config.seed, people=groups["align"])
     align_items = chat_pairs(align_people, style="aligned", seed=config.seed)
     align_items += chat_pairs(align_people, style="aligned", seed=config.seed + 1, multiple_choice=True)
     align_items += chat_pairs([*arith_align, *sym_align], style="aligned", seed=config.seed)
     chats = tuple(tuple(p.messages(system=SYSTEM_PROMPT)) for p in align_items)
-    eval_people = fact_questions(world, seed=config.seed, people=groups["eval"])
+    eval_people = fact_questions(world, attributes=attrs, seed=config.seed, people=groups["eval"])
     tasks = tiny_tasks(
         arithmetic=arith[-n_eval:],
         facts=eval_people,
@@ -183,7 +260,21 @@ def build_data(config: TinyConfig) -> TinyData:
         n=n_eval,
         seed=config.seed,
     )
-    return TinyData(world, tuple(pretrain), tuple(small), chats, tasks)
+    small_set = set(small_people)
+    names = {p.id: p.name for p in world.people}
+    probes = tuple(
+        Probe(
+            "fact",
+            PROBE_PREFIX[q.attribute].format(name=names[q.entity_id]),
+            q.answer,
+            q.entity_id in small_set,
+        )
+        for q in eval_people
+        if q.attribute in PROBE_PREFIX
+    ) + tuple(
+        Probe("arithmetic", f"Problem: {p.question}\nSolution:", str(p.answer)) for p in arith[-n_eval:]
+    )
+    return TinyData(world, tuple(pretrain), tuple(small), chats, tasks, probes)
 
 
 def build_family(
@@ -230,7 +321,11 @@ def build_family(
         name=f"nudging-{spec.name}-large-aligned",
         cache_dir=cache_dir,
     )
-    return TinyFamily(spec, tokenizer, {"base": base, "small_aligned": small, "large_aligned": large})
+    return TinyFamily(
+        spec,
+        tokenizer,
+        {"base": base, "small_aligned": small, "large_aligned": large, "small_base": small_base},
+    )
 
 
 def build_tiny(
@@ -240,3 +335,38 @@ def build_tiny(
     config = config or TinyConfig()
     data = build_data(config)
     return data, [build_family(spec, data, config, cache_dir=cache_dir) for spec in config.families]
+
+
+def probe_knowledge(
+    model_tok: tuple[PreTrainedModel, PreTrainedTokenizerBase],
+    probes: Sequence[Probe],
+    *,
+    batch_size: int = 16,
+) -> list[bool]:
+    """Greedy plain-text completion of each probe: does the model state the gold fact / final number?
+
+    A fact probe ("Ada Lee lives in") is right when the completion's first sentence contains the value;
+    an arithmetic probe ("Problem: ...\\nSolution:") when the last number of the solution line is right.
+    """
+    from nudging.batch import generate_texts
+
+    model, tok = model_tok
+    out: list[bool] = []
+    for kind, max_new in (("fact", 8), ("arithmetic", 72)):
+        group = [p for p in probes if p.kind == kind]
+        if not group:
+            continue
+        texts = generate_texts(
+            model, tok, [p.prompt for p in group], max_new_tokens=max_new, batch_size=batch_size
+        )
+        for p, text in zip(group, texts, strict=True):
+            first = text.split("\n")[0]
+            if kind == "fact":
+                item = TaskItem("probe", "probe", p.prompt, p.answer, "text")
+                out.append(score(item, first.split(".")[0] + "."))
+            else:
+                out.append(score(TaskItem("probe", "probe", p.prompt, p.answer, "number"), first))
+    # restore the probes' order
+    order = [p for kind in ("fact", "arithmetic") for p in probes if p.kind == kind]
+    by_id = {id(p): ok for p, ok in zip(order, out, strict=True)}
+    return [by_id[id(p)] for p in probes]

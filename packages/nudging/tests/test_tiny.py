@@ -1,0 +1,51 @@
+"""The tiny world's design: the premises nudging needs are built into the data (no training here)."""
+
+from __future__ import annotations
+
+from nudging.tasks import score
+from nudging.tiny import TinyConfig, build_data
+
+CONFIG = TinyConfig(
+    n_people=30,
+    n_arithmetic=20,
+    n_symbolic=6,
+    n_eval=4,
+    n_align_arithmetic=4,
+    n_align_symbolic=2,
+    doc_repeats=2,
+    small_doc_repeats=1,
+    n_arithmetic_qa=5,
+    qa_repeats=1,
+)
+
+
+def test_build_data_is_deterministic() -> None:
+    a, b = build_data(CONFIG), build_data(CONFIG)
+    assert a.pretrain_texts == b.pretrain_texts
+    assert a.alignment_chats == b.alignment_chats
+    assert a.probes == b.probes
+
+
+def test_facts_are_stated_with_full_names_and_the_large_corpus_holds_more() -> None:
+    data = build_data(CONFIG)
+    big = " ".join(data.pretrain_texts)
+    small = " ".join(data.small_pretrain_texts)
+    facts = [p for p in data.probes if p.kind == "fact"]
+    assert facts
+    for p in facts:  # every evaluation fact is in the large model's corpus, in the probe's wording
+        assert f"{p.prompt} " in big
+        assert (f"{p.prompt} " in small) == p.known_to_small
+    assert any(not p.known_to_small for p in facts)
+    assert sum(t.count(" lives in ") for t in data.pretrain_texts) > 2 * small.count(" lives in ")
+
+
+def test_chat_format_only_in_alignment_and_answers_are_scorable() -> None:
+    data = build_data(CONFIG)
+    assert not any("<|" in t for t in data.pretrain_texts)
+    for chat in data.alignment_chats:
+        assert chat[-1]["role"] == "assistant" and "The answer is " in chat[-1]["content"]
+    for item in data.tasks["fact_open"]:
+        fact = f"Someone lives in {item.answer}. The answer is {item.answer}."
+        assert score(item, fact)
+    for item in data.tasks["arithmetic"]:
+        assert score(item, f"So the answer is {item.answer}.")
