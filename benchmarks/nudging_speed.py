@@ -1,81 +1,228 @@
-"""Nudging speed, as ratios measured in one run on the same prompts (tiny models, CPU).
+"""Nudging speed, as ratios measured in one process on the same prompts (CPU, one torch thread).
 
-1. nudged decoding throughput (answer tokens / s) against the base model alone with a KV cache, decoding
-   the same number of tokens per prompt (target >= 0.85; the paper reports about 15% overhead);
-2. the fast KV-cached implementation against the stateless reference one (target >= 5x).
+Targets (from the issue):
+1. nudged decoding throughput (answer tokens / s) against the base model alone with a KV cache,
+   decoding the same number of tokens per prompt: >= 0.85 (the paper reports about 15% overhead);
+2. the fast KV-cached implementation against the stateless reference one: >= 5x.
 
-Also printed: how many tokens each implementation runs through each model (the work that dominates
-with large models, where a forward pass costs in proportion to its tokens; with these tiny models a
-forward pass costs about the same whatever its length, so wall-clock ratios understate the saving).
+Setting ("long answers"): the paper's shape, scaled down. A llama base of ~15M parameters and a llama
+nudging model of ~1.6M (about 10x smaller, as 7B vs 70B), built from `reprokit.zoo` recipes of their own
+(independent of `nudging.tiny`), briefly trained on a synthetic world: the base on plain reports about
+five people, the nudging model then chat-aligned to answer with an opening line, the reports and a
+closing line. Answers run to `max_new_tokens=256`. Models are cached by `reprokit.zoo.train_cached`
+(the first run trains them: it took ~12 minutes on a 2-core machine shared with other training jobs,
+so over the issue's budget; cached runs take one to two minutes, most of it the slow reference).
 
-    python benchmarks/nudging_speed.py [--n 8] [--cache-dir DIR] [--threads 1]
+Both modes are measured: the official look-ahead (always `lookahead_tokens=16` nudging tokens per
+round, the default) and the optional `lazy_lookahead=True` (draft only as far as Stage 1 needs; not
+the official behaviour, see `NudgingConfig.lazy_lookahead`). Each timing is the median of `--repeats`
+runs, the base-alone baseline interleaved with the nudged runs. Also printed: the tokens each model
+processes (the work that dominates on an accelerator, where a decode step costs in proportion to the
+model's size) and the measured nudged share.
+
+Why target 1 is hard on a CPU: a forward pass of these small models is dominated by fixed per-call
+cost (Python and kernel launch overhead), not by parameters, so one nudging-model decoding step costs
+about a third of a base step here rather than the ~1/10 of the paper's 7B/70B pair; the official
+16-token look-ahead then costs more than the paper's ~15%. The printout says whether each target is
+met; it does not hard-code any number.
+
+    python benchmarks/nudging_speed.py [--n 4] [--repeats 2] [--cache-dir DIR] [--threads 1] [--tiny]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import statistics
 import time
 
 import torch
 
-from nudging import Nudger, NudgingConfig, NudgingPrompt, build_prompts, nudge_reference
+from nudging import NudgingConfig, NudgingPrompt, build_prompts, nudge_fast, nudge_reference
 from nudging.batch import generate_texts
-from nudging.tiny import TinyConfig, build_tiny
+from reprokit.tokenizer import train_tokenizer
+from reprokit.world import SYSTEM_PROMPT, WorldConfig, encyclopedia_documents, make_world
+from reprokit.zoo import Recipe, TrainConfig, count_parameters, encode_chats, encode_texts, train_cached
+
+BASE_RECIPE = Recipe("nudgebench-llama-15m", "llama", 384, 8, 6, 1024, max_position_embeddings=1024)
+NUDGER_RECIPE = Recipe("nudgebench-llama-1.6m", "llama", 160, 4, 4, 448, max_position_embeddings=1024)
+OPENING = "Here is what I know about each of them."
+CLOSING = "I hope this helps!"
+TARGET_THROUGHPUT, TARGET_SPEEDUP = 0.85, 5.0
 
 
-def measure(label: str, prompts: list[NudgingPrompt], base, btok, small, stok, cfg: NudgingConfig) -> None:
-    nudger = Nudger(base, btok, small, stok, cfg)
-    nudger(prompts[0])  # warm-up
-    t0 = time.perf_counter()
-    nudged = [nudger(p) for p in prompts]
-    t_fast = time.perf_counter() - t0
-    tokens = sum(r.n_tokens for r in nudged)
-    t0 = time.perf_counter()
-    for p, r in zip(prompts, nudged, strict=True):  # the base alone, same prompt, same answer length
-        generate_texts(
-            base, btok, [p.base], max_new_tokens=max(1, r.n_tokens), batch_size=1, stop_at_eos=False
+def build_world(
+    seed: int = 0, n_people: int = 24, per_report: int = 5, n_train: int = 320, n_align: int = 120
+):
+    """Plain base texts, aligned chats and held-out questions: 'Describe A, B, C, D and E.' reports."""
+    world = make_world(WorldConfig(seed=seed, n_people=n_people))
+    variants = [[d.text for d in encyclopedia_documents(world, seed=s, kinds=("person",))] for s in range(3)]
+    names = [p.name for p in world.people]
+    rng = random.Random(seed)
+
+    def report() -> tuple[str, list[str]]:
+        who = rng.sample(range(len(names)), per_report)
+        q = "Describe " + ", ".join(names[i] for i in who[:-1]) + " and " + names[who[-1]] + "."
+        return q, [variants[rng.randrange(3)][i] for i in who]
+
+    base_texts = []
+    for _ in range(n_train):
+        q, docs = report()
+        base_texts.append(f"{SYSTEM_PROMPT}\nQuestion: {q}\n" + " ".join(docs))
+    chats = []
+    for _ in range(n_align):
+        q, docs = report()
+        answer = " ".join([OPENING, *docs, CLOSING])
+        chats.append(
+            [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": q},
+                {"role": "assistant", "content": answer},
+            ]
         )
-    t_base = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ref = [nudge_reference(base, btok, small, stok, p, cfg) for p in prompts]
-    t_ref = time.perf_counter() - t0
-    same = all(a.text == b.text for a, b in zip(nudged, ref, strict=True))
-    prompt_len = sum(len(btok(p.base)["input_ids"]) for p in prompts) / len(prompts)
-    share = sum(r.nudged_token_share for r in nudged) / len(nudged)
-    print(
-        f"\n[{label}] {len(prompts)} prompts, mean prompt {prompt_len:.0f} base tokens, "
-        f"{tokens} answer tokens"
+    questions = [report()[0] for _ in range(16)]
+    return base_texts, chats, questions
+
+
+def build_models(cache_dir: str | None = None):
+    """(base, base tokenizer, nudger, nudger tokenizer, questions), trained once and cached."""
+    base_texts, chats, questions = build_world()
+    tok = train_tokenizer(
+        [*base_texts, *(m["content"] for c in chats for m in c)], vocab_size=1024, chat_template=True
     )
-    print(f"  base alone (KV cache): {t_base:.2f}s = {tokens / t_base:.1f} tok/s")
-    print(f"  nudging, fast:         {t_fast:.2f}s = {tokens / t_fast:.1f} tok/s (nudged tokens {share:.1%})")
-    print(f"  nudging, reference:    {t_ref:.2f}s; identical outputs: {same}")
-    print(f"  RATIO throughput nudging / base alone = {t_base / t_fast:.2f}  (target >= 0.85)")
-    print(f"  RATIO fast / reference speed-up       = {t_ref / t_fast:.1f}x  (target >= 5x)")
+    pre = encode_texts(tok, base_texts, max_length=320)
+    base = train_cached(
+        BASE_RECIPE, tok, pre, TrainConfig(epochs=1.5, batch_size=16, lr=2e-3, seed=0),
+        name="nudgebench-base", cache_dir=cache_dir,
+    )  # fmt: skip
+    small = train_cached(
+        NUDGER_RECIPE, tok, pre, TrainConfig(epochs=1.0, batch_size=16, lr=3e-3, seed=1),
+        name="nudgebench-small", cache_dir=cache_dir,
+    )  # fmt: skip
+    nudger = train_cached(
+        small, tok, encode_chats(tok, chats, max_length=320),
+        TrainConfig(epochs=2.0, batch_size=8, lr=2e-3, seed=2), name="nudgebench-nudger", cache_dir=cache_dir,
+    )  # fmt: skip
+    (b, btok), (n, ntok) = base.load(), nudger.load()
+    return b, btok, n, ntok, questions
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(label: str, prompts: list[NudgingPrompt], models, cfg: NudgingConfig, repeats: int) -> None:
+    base, btok, small, stok = models
+    args = (base, btok, small, stok)
+    print(
+        f"\n[{label}] base {count_parameters(base) / 1e6:.1f}M + nudger {count_parameters(small) / 1e6:.2f}M "
+        f"params, {len(prompts)} prompts, gamma {cfg.gamma}, max_new_tokens {cfg.max_new_tokens}"
+    )
+    lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
+    nudge_fast(*args, prompts[0], cfg)  # warm-up
+    results = {}
+    times: dict[str, list[float]] = {"base": [], "fast": [], "lazy": []}
+    for _ in range(repeats):  # interleaved, so load changes hit every variant alike
+        for name, c in (("fast", cfg), ("lazy", lazy_cfg)):
+            t0 = time.perf_counter()
+            results[name] = [nudge_fast(*args, p, c) for p in prompts]
+            times[name].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for p, r in zip(prompts, results["fast"], strict=True):  # base alone, same prompt, same length
+            generate_texts(
+                base, btok, [p.base], max_new_tokens=max(1, r.n_tokens), batch_size=1, stop_at_eos=False
+            )
+        times["base"].append(time.perf_counter() - t0)
+    t = {k: statistics.median(v) for k, v in times.items()}
+    t0 = time.perf_counter()
+    ref = [nudge_reference(*args, p, cfg) for p in prompts]
+    t_ref = time.perf_counter() - t0  # slow: timed once
+    fast = results["fast"]
+    same = all(a.text == b.text and a.segments == b.segments for a, b in zip(fast, ref, strict=True))
+    tokens = sum(r.n_tokens for r in fast)
+    lazy_tokens = sum(r.n_tokens for r in results["lazy"])
+    share = sum(r.nudged_token_share * r.n_tokens for r in fast) / max(1, tokens)
+    word_share = statistics.mean(r.nudged_word_share for r in fast)
+    rounds = sum(r.n_rounds for r in fast)
+    prompt_len = statistics.mean(len(btok(p.base)["input_ids"]) for p in prompts)
+    print(
+        f"  mean prompt {prompt_len:.0f} base tokens; {tokens} answer tokens ({tokens / len(prompts):.0f} "
+        f"per answer), {rounds} rounds; nudged share: {share:.1%} of tokens, {word_share:.1%} of words "
+        f"(paper: ~10%)"
+    )
+    print(f"  base alone (KV cache):    {t['base']:.2f}s = {tokens / t['base']:.1f} tok/s")
+    print(f"  nudging, fast (official): {t['fast']:.2f}s = {tokens / t['fast']:.1f} tok/s")
+    print(
+        f"  nudging, fast (lazy look-ahead, optional): {t['lazy']:.2f}s = {lazy_tokens / t['lazy']:.1f} "
+        f"tok/s ({lazy_tokens} tokens; same text as official for "
+        f"{sum(a.text == b.text for a, b in zip(fast, results['lazy'], strict=True))}/{len(prompts)})"
+    )
+    print(f"  nudging, reference:       {t_ref:.2f}s; fast == reference outputs: {same}")
+
+    def verdict(value: float, target: float) -> str:
+        return "met" if value >= target else "NOT met"
+
+    r1 = (tokens / t["fast"]) / (tokens / t["base"])
+    r1_lazy = (lazy_tokens / t["lazy"]) / (tokens / t["base"])
+    r2 = t_ref / t["fast"]
+    print(f"  RATIO throughput nudging (official) / base alone = {r1:.2f}  (target >= {TARGET_THROUGHPUT}: "
+          f"{verdict(r1, TARGET_THROUGHPUT)})")  # fmt: skip
+    print(f"  RATIO throughput nudging (lazy) / base alone     = {r1_lazy:.2f}  (target >= "
+          f"{TARGET_THROUGHPUT}: {verdict(r1_lazy, TARGET_THROUGHPUT)}; optional mode)")  # fmt: skip
+    print(f"  RATIO fast / reference speed-up                  = {r2:.1f}x  (target >= {TARGET_SPEEDUP}x: "
+          f"{verdict(r2, TARGET_SPEEDUP)})")  # fmt: skip
+    base_alone_work = sum(
+        len(btok(p.base)["input_ids"]) + r.n_tokens - 1 for p, r in zip(prompts, fast, strict=True)
+    )
+    print(f"  tokens run through the base model alone: {base_alone_work}")
     for who in ("base", "nudger"):
-        fast_work = sum(r.info[f"{who}_forward_tokens"] for r in nudged)
-        ref_work = sum(r.info[f"{who}_forward_tokens"] for r in ref)
+        f_work = sum(r.info[f"{who}_forward_tokens"] for r in fast)
+        l_work = sum(r.info[f"{who}_forward_tokens"] for r in results["lazy"])
+        f_calls = sum(r.info[f"{who}_forward_calls"] for r in fast)
+        l_calls = sum(r.info[f"{who}_forward_calls"] for r in results["lazy"])
+        r_work = sum(r.info[f"{who}_forward_tokens"] for r in ref)
         print(
-            f"  tokens run through the {who} model: reference {ref_work}, fast {fast_work} "
-            f"(RATIO {ref_work / max(1, fast_work):.1f}x less work)"
-        )
+            f"  {who} model: tokens processed: reference {r_work}, fast {f_work} ({f_calls} calls), "
+            f"lazy {l_work} ({l_calls} calls); RATIO reference / fast {r_work / max(1, f_work):.1f}x"
+        )  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=8, help="prompts per setting")
+    parser.add_argument("--n", type=int, default=4, help="prompts per setting")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--gamma", type=float, default=0.3)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--tiny", action="store_true", help="also the old tiny-task row (nudging.tiny models)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(max(1, args.threads))
+    t0 = time.perf_counter()
+    base, btok, small, stok, questions = build_models(args.cache_dir)
     torch.set_num_threads(args.threads)
-    data, families = build_tiny(TinyConfig(), cache_dir=args.cache_dir)
-    fam = families[0]
-    (base, btok), (small, stok) = fam.load("base"), fam.load("small_aligned")
-    print(f"base {fam.spec.large_recipe} + nudger {fam.spec.small_recipe}; torch threads {args.threads}")
-    items = [i for t in ("arithmetic", "coin_flip") for i in data.tasks[t][: args.n // 2]]
-    cfg = NudgingConfig(gamma=0.3, max_new_tokens=128)
-    measure("tiny tasks", [build_prompts(i.question, stok) for i in items], base, btok, small, stok, cfg)
+    print(f"models ready in {time.perf_counter() - t0:.0f}s; torch threads {args.threads}")
+    prompts = [build_prompts(q, stok) for q in questions[: args.n]]
+    cfg = NudgingConfig(gamma=args.gamma, max_new_tokens=256)
+    measure("long answers", prompts, (base, btok, small, stok), cfg, args.repeats)
+    if args.tiny:
+        from nudging.tiny import TinyConfig, build_tiny
+
+        data, families = build_tiny(TinyConfig(), cache_dir=args.cache_dir)
+        fam = families[0]
+        (tb, ttok), (ts, tstok) = fam.load("base"), fam.load("small_aligned")
+        items = [i for t in ("arithmetic", "coin_flip") for i in data.tasks[t][: args.n // 2]]
+        tiny_prompts = [build_prompts(i.question, tstok) for i in items]
+        tiny_cfg = NudgingConfig(gamma=0.3, max_new_tokens=128)
+        measure("tiny tasks", tiny_prompts, (tb, ttok, ts, tstok), tiny_cfg, args.repeats)
 
 
 if __name__ == "__main__":

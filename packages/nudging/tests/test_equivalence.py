@@ -112,3 +112,35 @@ def test_fast_equals_reference_other_architectures(zoo, base_arch: str, nudger_a
             nudge_fast(base, tok_a, nudger, tok_b, question, config),
             nudge_reference(base, tok_a, nudger, tok_b, question, config),
         )
+
+
+@pytest.mark.parametrize("pair", ["nudger_same", "nudger_cross"])
+@pytest.mark.parametrize(("gamma", "lookahead"), [(0.3, 16), (0.6, 16), (0.4, 3)])
+def test_fast_equals_reference_lazy_lookahead(zoo, pair: str, gamma: float, lookahead: int) -> None:
+    """The optional word-by-word look-ahead: both implementations agree, EOS handling included."""
+    nudger = getattr(zoo, pair)
+    config = NudgingConfig(gamma=gamma, max_new_tokens=64, lookahead_tokens=lookahead, lazy_lookahead=True)
+    for question in zoo.questions:
+        fast = nudge_fast(
+            zoo.base.model, zoo.base.tokenizer, nudger.model, nudger.tokenizer, question, config
+        )
+        ref = nudge_reference(
+            zoo.base.model, zoo.base.tokenizer, nudger.model, nudger.tokenizer, question, config
+        )
+        _same(fast, ref)
+
+
+def test_fast_reuses_the_nudgers_draft(zoo) -> None:
+    """Tokens the nudger drafted and the base then wrote are not run through the nudger again."""
+    config = NudgingConfig(gamma=0.3, max_new_tokens=64)
+    res = nudge_fast(
+        zoo.base.model,
+        zoo.base.tokenizer,
+        zoo.nudger_same.model,
+        zoo.nudger_same.tokenizer,
+        zoo.questions[1],
+        config,
+    )
+    prompt_len = len(zoo.nudger_same.tokenizer(zoo.questions[1])["input_ids"])
+    # without reuse the nudger runs at least (lookahead - 1) tokens per round plus its catch-up text
+    assert res.info["nudger_forward_tokens"] <= prompt_len + 64 + 15 * res.n_rounds

@@ -33,6 +33,12 @@ class NudgingConfig:
     min_repetition_chars: int = 30
     base_eos_hands_back: bool = True
     """True (official): a base-model EOS only ends its run; False: it ends generation."""
+    lazy_lookahead: bool = False
+    """Optional, NOT the official behaviour (default False = official). Draft the nudging model's
+    look-ahead only as far as the next Stage-1 candidate needs (word by word, at most `lookahead_tokens`)
+    instead of always `lookahead_tokens` tokens. The nudges are the same, but an EOS the nudging model
+    would emit after the base model's takeover point is not seen, so generation can run on where the
+    official code stops. Saves most of the nudging model's decoding steps (see docs "Speed")."""
     do_sample: bool = False
     """Sample instead of greedy decoding (p1 is always taken from the untempered distribution)."""
     temperature: float = 1.0

@@ -37,7 +37,12 @@ def _lcp(a: list[int], b: list[int]) -> int:
 
 
 class CachedLM:
-    """A causal LM plus a KV cache of the token ids it has seen, synced to target ids by LCP + crop."""
+    """A causal LM plus a KV cache of the token ids it has seen, synced to target ids by LCP + crop.
+
+    A sync that asks for a prefix of what the cache holds computes nothing and drops nothing: the
+    tokens past it (e.g. the rest of a nudging look-ahead) stay cached with their logits, and are reused
+    when the text later continues the same way (the base model writing what the nudger had drafted).
+    """
 
     def __init__(self, model: PreTrainedModel) -> None:
         self.model = model
@@ -54,45 +59,45 @@ class CachedLM:
                 self.cache = None
             else:
                 self.cache.crop(n - len(self.ids))  # a negative count removes that many positions
-            self.ids = self.ids[:n]
-        self.logits = {p: v for p, v in self.logits.items() if p < n}
+            del self.ids[n:]
+            self.logits = {p: v for p, v in self.logits.items() if p < n}
 
     @torch.no_grad()
     def sync(self, target: list[int], need: Iterable[int] = ()) -> dict[int, torch.Tensor]:
-        """Make the cache hold exactly `target`; return next-token logits at `need` and the last position."""
+        """Make the cache start with `target`; return next-token logits at `need` and the last position."""
         if not target:
             raise ValueError("cannot sync a model to an empty token sequence")
-        wanted = {*need, len(target) - 1}
+        last = len(target) - 1
+        wanted = {*need, last}
         n = _lcp(self.ids, target)
-        if n == len(target) and all(p in self.logits for p in wanted):
-            self._crop(n)
-            return {p: self.logits[p] for p in wanted}
-        start = min(n, min(wanted))
-        self._crop(start)
-        new = target[start:]
-        keep = len(target) - min(wanted)
-        out = self.model(
-            input_ids=torch.tensor([new], device=self.device),
-            cache=self.cache,
-            use_cache=True,
-            logits_to_keep=keep,
-        )
-        self.forward_calls += 1
-        self.forward_tokens += len(new)
-        self.cache, self.ids = out.cache, list(target)
-        first = len(target) - keep
-        rows = out.logits[0]
-        for p in wanted:
-            self.logits[p] = rows[p - first]
+        missing = [p for p in wanted if p >= n or p not in self.logits]
+        if missing:
+            start = min(n, *missing)
+            self._crop(start)
+            new = target[start:]
+            keep = len(target) - min(p for p in wanted if p >= start)
+            out = self.model(
+                input_ids=torch.tensor([new], device=self.device),
+                cache=self.cache,
+                use_cache=True,
+                logits_to_keep=keep,
+            )
+            self.forward_calls += 1
+            self.forward_tokens += len(new)
+            self.cache = out.cache
+            self.ids.extend(new)
+            first, rows = len(target) - keep, out.logits[0]
+            for p in wanted:
+                if p >= start:
+                    self.logits[p] = rows[p - first]
+        low = min(wanted)
+        if len(self.logits) > 4 * len(wanted) + 32:  # forget logits no later call can ask for
+            self.logits = {p: v for p, v in self.logits.items() if p >= low}
         return {p: self.logits[p] for p in wanted}
 
-    def last(self) -> torch.Tensor:
-        """Logits of the next token after the cached ids."""
-        return self.sync(self.ids)[len(self.ids) - 1]
-
-    def feed(self, token: int) -> None:
-        """Append one token and run it through the model."""
-        self.sync([*self.ids, token])
+    def next_logits(self, target: list[int]) -> torch.Tensor:
+        """Logits of the next token after `target` (computed only for what the cache lacks)."""
+        return self.sync(target)[len(target) - 1]
 
 
 def nudge_fast(
@@ -120,8 +125,23 @@ def nudge_fast(
     def base_ids(t: str) -> list[int]:
         return encode(base_tokenizer, prompts.base + t, add_special_tokens=True)
 
+    length_memo: dict[str, int] = {}
+
     def base_len(t: str) -> int:
-        return len(encode(base_tokenizer, t, add_special_tokens=False))
+        if t not in length_memo:
+            length_memo.clear()
+            length_memo[t] = len(encode(base_tokenizer, t, add_special_tokens=False))
+        return length_memo[t]
+
+    def verdict(target: list[int], logits: torch.Tensor, word: str) -> tuple[bool, tuple[int, str] | None]:
+        """Stage-1 test at one boundary: (takeover, base's first token or None for EOS)."""
+        token, p1 = choose(logits, config, gen)
+        if token in base_eos:
+            return True, None
+        piece = token_texts(base_tokenizer, target, [token])[0]
+        if (piece and (" " + word).startswith(piece)) or p1 >= gamma:
+            return True, (token, piece)
+        return False, None
 
     text, segments, rounds, recent = "", [], 0, []
     stop: StopReason
@@ -133,48 +153,73 @@ def nudge_fast(
             stop = "length"
             break
         rounds += 1
-        # The nudging model's look-ahead (its cache catches up on the base model's text first).
+        # The nudging model's look-ahead (its cache catches up on the base model's text first; tokens
+        # it drafted last round and the base model then wrote are reused, not recomputed).
         context = encode(nudging_tokenizer, prompts.nudger + text, add_special_tokens=False)
-        nudger.sync(context)
         la_ids: list[int] = []
         la_stopped = False
-        while len(la_ids) < config.lookahead_tokens:
-            token, _ = choose(nudger.last(), config, gen)
-            if token in nudge_eos:
-                la_stopped = True
-                break
-            la_ids.append(token)
-            if len(la_ids) < config.lookahead_tokens:
-                nudger.feed(token)
-        la_text = "".join(token_texts(nudging_tokenizer, context, la_ids))
+
+        def draft(min_words: int | None, context: list[int] = context, la_ids: list[int] = la_ids) -> bool:
+            """Extend the look-ahead to `min_words` words (None: the full length); True at an EOS."""
+            while len(la_ids) < config.lookahead_tokens:
+                if min_words is not None and la_ids:
+                    words_now = split_words("".join(token_texts(nudging_tokenizer, context, la_ids)))[1]
+                    if len(words_now) >= min_words:
+                        return False
+                token, _ = choose(nudger.next_logits(context + la_ids), config, gen)
+                if token in nudge_eos:
+                    return True
+                la_ids.append(token)
+            return False
+
+        takeover, first = False, None
+        if not config.lazy_lookahead:
+            la_stopped = draft(None)
+            lead, words = split_words("".join(token_texts(nudging_tokenizer, context, la_ids)))
+            k = max(1, len(words) - 1)
+        if config.lazy_lookahead:
+            # Optional (not official): draft only as far as the next candidate word needs.
+            kc = 1
+            while True:
+                la_stopped = draft(kc + 2)
+                lead, words = split_words("".join(token_texts(nudging_tokenizer, context, la_ids)))
+                if la_stopped or kc >= len(words):
+                    k = max(1, len(words) - 1)
+                    break
+                if words[kc] != "":
+                    target = base_ids(text + join_words(lead, words[:kc]))
+                    takeover, first = verdict(target, base.next_logits(target), words[kc])
+                    if takeover:
+                        k = kc
+                        base_ctx = target
+                        break
+                kc += 1
         if la_stopped:
+            la_text = "".join(token_texts(nudging_tokenizer, context, la_ids))
             text += la_text
             segments.append(Segment(la_text, "nudger"))
             stop = "nudging_model_stop"
             break
-        # Stage 1: the base model reads candidate word boundaries, the first alone, the rest in one pass.
-        lead, words = split_words(la_text)
-        cands = [kc for kc in range(1, len(words)) if words[kc] != ""]
-        targets = {kc: base_ids(text + join_words(lead, words[:kc])) for kc in cands}
-        takeover, k, first = False, max(1, len(words) - 1), None
-        for block in (cands[:1], cands[1:]):
-            if not block or takeover:
-                continue
-            longest = targets[block[-1]]
-            chained = all(longest[: len(targets[kc])] == targets[kc] for kc in block)
-            rows = base.sync(longest, need=[len(targets[kc]) - 1 for kc in block]) if chained else {}
-            for kc in block:
-                pos = len(targets[kc]) - 1
-                logits = rows[pos] if chained else base.sync(targets[kc])[pos]
-                token, p1 = choose(logits, config, gen)
-                if token in base_eos:
-                    takeover, k = True, kc
-                    break
-                piece = token_texts(base_tokenizer, targets[kc], [token])[0]
-                if (piece and (" " + words[kc]).startswith(piece)) or p1 >= gamma:
-                    takeover, k, first = True, kc, (token, piece)
-                    base.sync(targets[kc])  # roll back to this boundary; its logits are kept, no model call
-                    break
+        if not config.lazy_lookahead:
+            # Stage 1: the base model reads candidate boundaries, the first alone, the rest in one pass
+            # (candidate texts are tokenized only when reached: the first one usually takes over).
+            cands = [kc for kc in range(1, len(words)) if words[kc] != ""]
+            targets: dict[int, list[int]] = {}
+            for block in (cands[:1], cands[1:]):
+                if not block or takeover:
+                    continue
+                for kc in block:
+                    targets[kc] = base_ids(text + join_words(lead, words[:kc]))
+                longest = targets[block[-1]]
+                chained = all(longest[: len(targets[kc])] == targets[kc] for kc in block)
+                rows = base.sync(longest, need=[len(targets[kc]) - 1 for kc in block]) if chained else {}
+                for kc in block:
+                    pos = len(targets[kc]) - 1
+                    logits = rows[pos] if chained else base.sync(targets[kc])[pos]
+                    takeover, first = verdict(targets[kc], logits, words[kc])
+                    if takeover:
+                        k, base_ctx = kc, targets[kc]
+                        break
         nudge = join_words(lead, words[:k])
         limit = config.repeat_nudge_limit
         if (
@@ -200,16 +245,14 @@ def nudge_fast(
         accepted, chunk_no, base_stop, pending = 0, 0, False, first
         while True:
             chunk_ids: list[int] = []
-            context = list(base.ids)
+            context = base_ctx  # the base model's ids at the start of this chunk
             ended = eos = False
             for i in range(chunk):
                 if pending is not None:
                     token, p1 = pending[0], 1.0
                     pending = None
                 else:
-                    if i > 0:
-                        base.feed(chunk_ids[-1])
-                    token, p1 = choose(base.last(), config, gen)
+                    token, p1 = choose(base.next_logits(context + chunk_ids), config, gen)
                     if token in base_eos:
                         eos = True
                         break
@@ -229,7 +272,7 @@ def nudge_fast(
                 base_stop = not config.base_eos_hands_back
                 break
             chunk_no += 1
-            base.sync(base_ids(text))
+            base_ctx = base_ids(text)
         if base_stop:
             stop = "base_model_stop"
             break

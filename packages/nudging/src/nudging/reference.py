@@ -8,6 +8,7 @@ OpenAI-compatible server without prefix caching computes. Slow by design; the fa
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -123,15 +124,23 @@ def nudge_reference(
             nudging_model, nudging_tokenizer, nudger_ids, config.lookahead_tokens, nudge_eos, config, gen
         )
         work["nudger_forward_tokens"] += la.processed
-        if la.stopped:
+        lazy = config.lazy_lookahead
+        if la.stopped and not lazy:
             text += la.text
             segments.append(Segment(la.text, "nudger"))
             stop = "nudging_model_stop"
             break
         # Stage 1: how many nudging words to inject before the base model takes over.
         lead, words = split_words(la.text)
-        takeover, k, first = False, max(1, len(words) - 1), None
-        for kc in range(1, len(words)):
+        takeover, k, first, eos_reached = False, max(1, len(words) - 1), None, False
+        for kc in itertools.count(1):
+            # lazy_lookahead: candidate kc is tested once words[kc] is complete; a look-ahead that ends
+            # at EOS before that point is committed whole, as in the official code.
+            if lazy and la.stopped and len(words) < kc + 2:
+                eos_reached = True
+                break
+            if kc >= len(words):
+                break
             if words[kc] == "":
                 continue
             b = base_call(text + join_words(lead, words[:kc]))
@@ -142,6 +151,11 @@ def nudge_reference(
             if (piece and (" " + words[kc]).startswith(piece)) or b.p1[0] >= gamma:
                 takeover, k, first = True, kc, b
                 break
+        if eos_reached:
+            text += la.text
+            segments.append(Segment(la.text, "nudger"))
+            stop = "nudging_model_stop"
+            break
         nudge = join_words(lead, words[:k])
         limit = config.repeat_nudge_limit
         if (
