@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(parser, paper="nudging")
     args = parse_common(parser.parse_args(argv), paper="nudging")
     configure_logging("INFO")
+    args.apply_threads()
     raw = load_toml_config(args.config) if args.config is not None else {"scale": args.scale}
     cfg = ReproduceConfig.from_dict(raw)
     if cfg.scale != args.scale:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from pathlib import Path
 # This file is named like the package: keep its folder off sys.path so `import palimpsest` finds the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import torch  # noqa: E402
 
 from palimpsest.reproduce import PaperConfig, ReproduceConfig, run_paper, run_tiny  # noqa: E402
 from reprokit.cli import add_common_args, load_toml_config, parse_common  # noqa: E402
@@ -45,8 +43,8 @@ NOTES = (
     "is weaker.\n"
     "- With 1,064 documents in batches of 16, the 2% retrain fraction is one partial optimizer step "
     "(8 documents; see `retrained_examples`), too little for the reshuffle test at this corpus size.\n"
-    "- Tiny models use one torch thread (much faster on a shared 2-core CPU); set PALIMPSEST_THREADS "
-    "to change."
+    "- Torch uses all CPU cores by default; pass `--threads 1` on a busy machine (oversubscribed cores "
+    "slow tiny models down several times)."
 )
 
 
@@ -92,7 +90,7 @@ def main() -> None:
     add_common_args(parser, paper="palimpsest")
     args = parse_common(parser.parse_args(), paper="palimpsest")
     configure_logging("INFO")
-    torch.set_num_threads(int(os.environ.get("PALIMPSEST_THREADS", "1")))
+    args.apply_threads()
     set_seed(args.seed)
     raw = load_toml_config(args.config) if args.config else {}
     t0 = time.perf_counter()

@@ -190,10 +190,24 @@ def test_cli_overrides(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
         [
             "--scale", "paper", "--out", str(tmp_path / "o"), "--seed", "42", "--device", "cuda:1",
             "--dtype", "bfloat16", "--cache-dir", str(tmp_path / "c"), "--config", str(cfg), "--smoke",
+            "--threads", "1",
         ]
     )  # fmt: skip
-    assert args == CommonArgs("paper", tmp_path / "o", 42, "cuda:1", "bfloat16", tmp_path / "c", cfg, True)
+    assert args == CommonArgs("paper", tmp_path / "o", 42, "cuda:1", "bfloat16", tmp_path / "c", cfg, True, 1)
     assert load_toml_config(args.config) == {"lr": 0.1, "model": {"name": "tiny"}}
+
+
+def test_cli_threads_are_applied_only_when_given() -> None:
+    before = torch.get_num_threads()
+    try:
+        _parse([]).apply_threads()
+        assert torch.get_num_threads() == before
+        _parse(["--threads", "1"]).apply_threads()
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="--threads must be >= 1"):
+            _parse(["--threads", "0"]).apply_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(

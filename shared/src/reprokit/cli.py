@@ -40,6 +40,16 @@ class CommonArgs:
     cache_dir: Path | None
     config: Path | None
     smoke: bool
+    threads: int | None = None
+
+    def apply_threads(self) -> None:
+        """Set torch's CPU thread count if `--threads` was given (tiny models run several per process)."""
+        if self.threads is not None:
+            if self.threads < 1:
+                raise ValueError(f"--threads must be >= 1, got {self.threads}")
+            import torch
+
+            torch.set_num_threads(self.threads)
 
 
 def _device(value: str) -> str:
@@ -59,7 +69,7 @@ def _seed(value: str) -> int:
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, paper: str) -> None:
-    """Add ``--scale --out --seed --device --dtype --cache-dir --config --smoke`` to ``parser``."""
+    """Add ``--scale --out --seed --device --dtype --cache-dir --config --smoke --threads`` to ``parser``."""
     group = parser.add_argument_group("common reproduction options")
     group.add_argument("--scale", choices=SCALES, default="tiny", help="experiment scale (default: tiny)")
     group.add_argument(
@@ -83,6 +93,12 @@ def add_common_args(parser: argparse.ArgumentParser, *, paper: str) -> None:
         help=f"TOML config overriding reproduce/configs/{paper}/<scale>.toml",
     )
     group.add_argument("--smoke", action="store_true", help="tiny sizes, for tests only")
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice, all cores; 1 is faster on a busy machine)",
+    )
     parser.set_defaults(_reprokit_paper=paper)
 
 
@@ -113,6 +129,7 @@ def parse_common(args: argparse.Namespace, *, paper: str) -> CommonArgs:
         cache_dir=resolve_cache_dir(args.cache_dir),
         config=config,
         smoke=bool(args.smoke),
+        threads=getattr(args, "threads", None),
     )
 
 

@@ -69,7 +69,6 @@ class ReproduceConfig:
     sweep_n: int = 15
     uncertainty_n: int = 30
     n_bootstrap: int = 1000
-    threads: int = 1
     # paper scale
     paper_families: tuple[PaperModels, ...] = ()
     paper_cross: tuple[tuple[str, str], ...] = ()  # (base family, nudger family)
@@ -467,8 +466,6 @@ def run(
     from reprokit.seed import set_seed
 
     set_seed(seed)
-    if cfg.threads > 0 and device == "cpu":
-        torch.set_num_threads(cfg.threads)
     out = RunOutput(
         out_dir, paper="nudging", scale=cfg.scale, seed=seed, config=dataclasses.asdict(cfg), device=device
     )
