@@ -341,6 +341,8 @@ def test_run_output_finish(tmp_path: Path) -> None:
     assert {"claims.json", "manifest.json", "REPORT.md", "table_1.csv", "table_1.md", "table_1.tex"} <= names
     assert fig_path.name == "figure1.png" and fig_path.exists()
     assert json.loads((result_dir / "claims.json").read_text())["n_holding"] == 1
+    claims_md = (result_dir / "claims.md").read_text()
+    assert claims_md.startswith("1 of 1 claims hold.") and "| c1 |" in claims_md
     manifest = json.loads((result_dir / "manifest.json").read_text())
     assert manifest["config"] == {"k": 2} and manifest["wall_time_s"] >= 0 and "fit" in manifest["timings"]
     report = (result_dir / "REPORT.md").read_text()

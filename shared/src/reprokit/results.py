@@ -580,6 +580,24 @@ def _relative_link(target: Path, base: Path) -> str:
         return Path(target).resolve().as_posix()
 
 
+def claims_markdown(claims: Sequence[Claim]) -> str:
+    """ "k of n claims hold." and a markdown table of the claims (id, statement, measured, expected, ...)."""
+    n_hold = sum(1 for c in claims if c.holds)
+    rows = [
+        [
+            c.id,
+            c.statement,
+            _fmt_measured(c.measured),
+            c.expected,
+            c.paper_value or "—",
+            "✅" if c.holds else "❌",
+        ]
+        for c in claims
+    ]
+    header = ["id", "statement", "measured", "expected", "paper", "holds"]
+    return f"{n_hold} of {len(claims)} claims hold.\n\n" + _md_table(header, rows)
+
+
 def write_report(
     path: str | os.PathLike[str],
     *,
@@ -599,22 +617,7 @@ def write_report(
     if summary:
         parts.append(summary.strip())
     if claims:
-        n_hold = sum(1 for c in claims if c.holds)
-        rows = [
-            [
-                c.id,
-                c.statement,
-                _fmt_measured(c.measured),
-                c.expected,
-                c.paper_value or "—",
-                "✅" if c.holds else "❌",
-            ]
-            for c in claims
-        ]
-        parts.append(
-            f"## Claims\n\n{n_hold} of {len(claims)} claims hold.\n\n"
-            + _md_table(["id", "statement", "measured", "expected", "paper", "holds"], rows)
-        )
+        parts.append("## Claims\n\n" + claims_markdown(claims))
     if comparisons:
         rows = [[c.item, c.ours, c.paper, c.note] for c in comparisons]
         parts.append("## Ours vs paper\n\n" + _md_table(["item", "ours", "paper", "note"], rows))
@@ -703,9 +706,11 @@ class RunOutput:
         return self.manifest.time(name)
 
     def finish(self, *, title: str, summary: str = "", notes: str = "") -> Path:
-        """Write ``claims.json``, ``manifest.json`` and ``REPORT.md``; return the output directory."""
+        """Write claims.json and claims.md, manifest.json and REPORT.md; return the output directory."""
         self.manifest.finish()
         save_claims(self.claims, self.out_dir / "claims.json")
+        if self.claims:
+            atomic_write_text(self.out_dir / "claims.md", claims_markdown(self.claims) + "\n")
         self.manifest.save(self.out_dir / "manifest.json")
         write_report(
             self.out_dir / "REPORT.md",
