@@ -40,3 +40,13 @@ def test_strip_trailing_repetitions() -> None:
     assert strip_trailing_repetitions("Start. " + unit * 3) == "Start. " + unit
     assert strip_trailing_repetitions("short short short ", 30) == "short short short "
     assert strip_trailing_repetitions("abc", 0) == "abc"
+
+
+def test_repeated_nudge_stop_counts_identical_nudges_in_a_row():
+    from nudging.words import is_repeated_nudge
+
+    assert not is_repeated_nudge([], " Sure", 3)
+    assert not is_repeated_nudge([" Sure"], " Sure", 3)  # this would be the 2nd in a row
+    assert is_repeated_nudge([" Sure", " Sure"], " Sure", 3)  # the 3rd: stop
+    assert not is_repeated_nudge([" Sure", " Ok"], " Sure", 3)
+    assert not is_repeated_nudge([" Sure"] * 5, " Sure", 1)  # a limit below 2 disables the stop

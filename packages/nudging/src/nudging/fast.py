@@ -21,7 +21,7 @@ from nudging._lm import choose, encode, eos_ids, input_device, token_texts
 from nudging.config import NudgingConfig
 from nudging.prompts import NudgingPrompt
 from nudging.result import NudgeResult, Segment, StopReason, finalize
-from nudging.words import count_words, join_words, split_words, strip_trailing_repetitions
+from nudging.words import count_words, is_repeated_nudge, join_words, split_words, strip_trailing_repetitions
 
 logger = logging.getLogger(__name__)
 
@@ -221,12 +221,7 @@ def nudge_fast(
                         k, base_ctx = kc, targets[kc]
                         break
         nudge = join_words(lead, words[:k])
-        limit = config.repeat_nudge_limit
-        if (
-            limit >= 2
-            and len(recent) >= limit - 1
-            and all(r == nudge for r in recent[len(recent) - limit + 1 :])
-        ):
+        if is_repeated_nudge(recent, nudge, config.repeat_nudge_limit):
             stop = "repeated_nudging_words"
             break
         recent.append(nudge)

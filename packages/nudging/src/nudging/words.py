@@ -40,3 +40,10 @@ def strip_trailing_repetitions(text: str, min_chars: int = 30) -> str:
                 changed = True
                 break
     return text
+
+
+def is_repeated_nudge(recent: list[str], nudge: str, limit: int) -> bool:
+    """Whether `nudge` would be the `limit`-th identical nudge in a row (the official repetition stop)."""
+    if limit < 2 or len(recent) < limit - 1:
+        return False
+    return all(r == nudge for r in recent[len(recent) - limit + 1 :])
