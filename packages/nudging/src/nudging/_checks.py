@@ -1,11 +1,14 @@
-"""Input validation shared by both implementations: prompts, models, devices."""
+"""Input validation and set-up shared by both implementations: prompts, models, devices, EOS ids."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nudging._lm import input_device
+from nudging._lm import eos_ids, input_device
+from nudging.config import NudgingConfig
 from nudging.prompts import NudgingPrompt, build_prompts
 
 
@@ -55,3 +58,39 @@ def check_pair(
             "device (model.to(device)), or pass allow_mixed_devices=True if this is intended (the models "
             "only exchange text, so it works, but a model left on the CPU by mistake is very slow)."
         )
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What both implementations derive from their arguments before the first round."""
+
+    config: NudgingConfig
+    prompts: NudgingPrompt
+    base_eos: frozenset[int]
+    nudge_eos: frozenset[int]
+    generator: torch.Generator | None
+
+
+def prepare(
+    base_model: PreTrainedModel,
+    base_tokenizer: PreTrainedTokenizerBase,
+    nudging_model: PreTrainedModel,
+    nudging_tokenizer: PreTrainedTokenizerBase,
+    prompt: str | NudgingPrompt,
+    config: NudgingConfig | None,
+    *,
+    plain_nudger_prompt: bool,
+    allow_mixed_devices: bool,
+) -> Setup:
+    """Validate the pair and the prompt, and resolve config, prompts, EOS ids and the sampling generator."""
+    config = config or NudgingConfig()
+    check_pair(
+        base_model, base_tokenizer, nudging_model, nudging_tokenizer, allow_mixed_devices=allow_mixed_devices
+    )
+    return Setup(
+        config=config,
+        prompts=resolve_prompt(prompt, nudging_tokenizer, plain_nudger_prompt=plain_nudger_prompt),
+        base_eos=eos_ids(base_model, base_tokenizer),
+        nudge_eos=eos_ids(nudging_model, nudging_tokenizer),
+        generator=torch.Generator().manual_seed(config.seed) if config.do_sample else None,
+    )

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nudging._checks import check_pair, resolve_prompt
-from nudging._lm import choose, encode, eos_ids, input_device, token_texts
+from nudging._checks import prepare
+from nudging._lm import choose, encode, input_device, token_texts
 from nudging.config import NudgingConfig
 from nudging.prompts import NudgingPrompt
 from nudging.result import NudgeResult, Segment, StopReason, finalize
@@ -87,14 +87,19 @@ def nudge_reference(
     allow_mixed_devices: bool = False,
 ) -> NudgeResult:
     """Nudge `base_model` with `nudging_model` on one question, re-encoding everything every call."""
-    config = config or NudgingConfig()
-    check_pair(
-        base_model, base_tokenizer, nudging_model, nudging_tokenizer, allow_mixed_devices=allow_mixed_devices
+    setup = prepare(
+        base_model,
+        base_tokenizer,
+        nudging_model,
+        nudging_tokenizer,
+        prompt,
+        config,
+        plain_nudger_prompt=plain_nudger_prompt,
+        allow_mixed_devices=allow_mixed_devices,
     )
-    prompts = resolve_prompt(prompt, nudging_tokenizer, plain_nudger_prompt=plain_nudger_prompt)
+    config, prompts, gen = setup.config, setup.prompts, setup.generator
+    base_eos, nudge_eos = setup.base_eos, setup.nudge_eos
     gamma, chunk = config.gamma, config.base_chunk_tokens
-    base_eos, nudge_eos = eos_ids(base_model, base_tokenizer), eos_ids(nudging_model, nudging_tokenizer)
-    gen = torch.Generator().manual_seed(config.seed) if config.do_sample else None
 
     def base_ids(t: str) -> list[int]:
         return encode(base_tokenizer, prompts.base + t, add_special_tokens=True)
