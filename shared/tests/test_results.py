@@ -21,6 +21,7 @@ from reprokit.results import (
     PaperComparison,
     RunOutput,
     Table,
+    atomic_directory,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -369,3 +370,28 @@ def test_manifest_dirty_flag_ignores_results(tmp_path: Path, monkeypatch: pytest
     (tmp_path / "code.py").write_text("x = 2\n")
     dirty = Manifest.collect(paper="p", scale="tiny", seed=0, config={}, repo_dir=tmp_path)
     assert dirty.git_dirty is True
+
+
+def test_atomic_directory_commits_on_success_and_cleans_up_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("first")
+        assert not target.exists()  # nothing visible until the block succeeds
+    assert (target / "a.txt").read_text() == "first"
+
+    def fail_halfway() -> None:
+        with atomic_directory(target, replace=True) as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_halfway()
+    assert (target / "a.txt").read_text() == "first"
+
+    with atomic_directory(target) as tmp:  # replace=False keeps what is there
+        (tmp / "a.txt").write_text("second")
+    assert (target / "a.txt").read_text() == "first"
+    with atomic_directory(target, replace=True) as tmp:
+        (tmp / "a.txt").write_text("third")
+    assert (target / "a.txt").read_text() == "third"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

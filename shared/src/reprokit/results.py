@@ -24,6 +24,7 @@ import operator
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,34 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str], *, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder to fill; when the block succeeds it becomes ``path``.
+
+    On an error the temporary folder is removed and ``path`` is untouched. If ``path`` already exists it
+    is swapped out when ``replace`` is true, and otherwise kept (a concurrent writer finished first).
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not final.exists():
+        tmp.rename(final)
+    elif replace:
+        old = final.with_name(f"{final.name}.old-{os.getpid()}")
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _float_to_json(x: float) -> float | str | None:

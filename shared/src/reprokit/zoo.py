@@ -15,8 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ from transformers import (
 import reprokit
 from reprokit.cli import resolve_cache_dir
 from reprokit.progress import progress
+from reprokit.results import atomic_directory
 
 logger = logging.getLogger(__name__)
 
@@ -328,19 +327,14 @@ def save_checkpoint(
     losses: list[float],
 ) -> Path:
     """Model (safetensors) + optimizer + scheduler + data position, written to a temp dir then renamed."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / "model", safe_serialization=True)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(
-        json.dumps({"step": step, "scheduler": scheduler.state_dict(), "losses": losses}, default=float)
-    )
-    np.save(tmp / "order.npy", order, allow_pickle=False)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
-    return path
+    with atomic_directory(path, replace=True) as tmp:
+        model.save_pretrained(tmp / "model", safe_serialization=True)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(
+            json.dumps({"step": step, "scheduler": scheduler.state_dict(), "losses": losses}, default=float)
+        )
+        np.save(tmp / "order.npy", order, allow_pickle=False)
+    return Path(path)
 
 
 def train(
@@ -570,10 +564,8 @@ def train_cached(
                 r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules=targets
             ),
         )
-    tmp = final.with_name(final.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    # a concurrent run that finishes first keeps its folder; ours is then dropped
+    with atomic_directory(final) as tmp:
         result = train(
             peft_model or model,
             examples,
@@ -600,12 +592,5 @@ def train_cached(
             "n_examples": len(examples),
         }
         (tmp / "training.json").write_text(json.dumps(info, default=str))
-        if final.exists():  # a concurrent run finished first; keep its folder
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("trained %s in %.1fs -> %s", label, result.wall_time_s, final)
     return TrainedModel.open(final)

@@ -20,8 +20,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,7 +33,7 @@ from palimpsest.query import QueryConfig, example_losses
 from palimpsest.reshuffle import retrain_last_phase
 from palimpsest.sampling import Samples, sample_texts
 from palimpsest.transcript import Transcript
-from reprokit.results import atomic_write_bytes, atomic_write_json
+from reprokit.results import atomic_directory, atomic_write_bytes, atomic_write_json
 from reprokit.seed import derive_seed
 from reprokit.tokenizer import train_tokenizer
 from reprokit.world import WorldConfig, chat_pairs, encyclopedia_documents, fact_questions, make_world
@@ -146,13 +144,8 @@ class TinySetup:
         tok = train_tokenizer(
             [*self.corpus, *self.other_corpus], vocab_size=self.config.vocab_size, chat_template=True
         )
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tok.save_pretrained(tmp)
-        if path.exists():  # a concurrent build finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.rename(path)
+        with atomic_directory(path) as tmp:  # a concurrent build that finishes first is kept
+            tok.save_pretrained(tmp)
         return AutoTokenizer.from_pretrained(path)
 
     @cached_property
