@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nudging import NudgingConfig, nudge_fast, nudge_reference
+from nudging.lockstep import nudge_batch
 
 
 def _same(a, b) -> None:
@@ -144,3 +145,40 @@ def test_fast_reuses_the_nudgers_draft(zoo) -> None:
     prompt_len = len(zoo.nudger_same.tokenizer(zoo.questions[1])["input_ids"])
     # without reuse the nudger runs at least (lookahead - 1) tokens per round plus its catch-up text
     assert res.info["nudger_forward_tokens"] <= prompt_len + 64 + 15 * res.n_rounds
+
+
+@pytest.mark.parametrize("pair", ["nudger_same", "nudger_cross"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        NudgingConfig(gamma=0.3, max_new_tokens=64),
+        NudgingConfig(gamma=0.0, max_new_tokens=32),
+        NudgingConfig(gamma=1.0, max_new_tokens=32),
+        NudgingConfig(gamma=0.4, max_new_tokens=48, lookahead_tokens=3, base_chunk_tokens=2),
+        NudgingConfig(gamma=0.4, max_new_tokens=48, lazy_lookahead=True),
+        NudgingConfig(gamma=0.3, max_new_tokens=32, do_sample=True, temperature=0.8, seed=3),
+    ],
+    ids=["official", "gamma0", "gamma1", "short-chunks", "lazy", "sampling"],
+)
+def test_lockstep_batch_equals_single_streams(zoo, pair: str, config: NudgingConfig) -> None:
+    """Lock-step batches (fewer rows than questions: rows are reused) give each stream's own output."""
+    nudger = getattr(zoo, pair)
+    args = (zoo.base.model, zoo.base.tokenizer, nudger.model, nudger.tokenizer)
+    questions = [*zoo.questions, zoo.questions[0] + " Answer briefly."]
+    single = [nudge_fast(*args, q, config) for q in questions]
+    batch = nudge_batch(*args, questions, config, batch_size=3)
+    for a, b in zip(single, batch, strict=True):
+        _same(a, b)
+        assert set(b.info) == set(a.info)
+
+
+def test_lockstep_falls_back_for_sliding_window_models(zoo) -> None:
+    """Gemma-2's sliding-window layers cannot use the column grid: streams run one by one, same output."""
+    from reprokit.zoo import build_model
+
+    base = build_model("gemma2-0.3m", zoo.base.tokenizer, seed=5).eval()
+    args = (base, zoo.base.tokenizer, zoo.nudger_cross.model, zoo.nudger_cross.tokenizer)
+    config = NudgingConfig(gamma=0.3, max_new_tokens=24)
+    batch = nudge_batch(*args, zoo.questions[:2], config, batch_size=2)
+    for q, b in zip(zoo.questions[:2], batch, strict=True):
+        _same(nudge_fast(*args, q, config), b)

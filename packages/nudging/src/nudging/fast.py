@@ -11,12 +11,15 @@ result is exactly the reference implementation's (`nudging.reference`) for greed
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nudging._checks import prepare
+from nudging._cache import growable_cache
+from nudging._checks import Setup, prepare
 from nudging._lm import choose, encode, input_device, token_texts
 from nudging.config import NudgingConfig
 from nudging.prompts import NudgingPrompt
@@ -48,7 +51,7 @@ class CachedLM:
         self.model = model
         self.device = input_device(model)
         self.ids: list[int] = []
-        self.cache = None
+        self.cache = growable_cache(model)
         self.logits: dict[int, torch.Tensor] = {}  # position -> logits of the next token after ids[: p + 1]
         self.forward_calls = 0
         self.forward_tokens = 0
@@ -56,7 +59,7 @@ class CachedLM:
     def _crop(self, n: int) -> None:
         if n < len(self.ids):
             if n == 0 or self.cache is None:
-                self.cache = None
+                self.cache = growable_cache(self.model)
             else:
                 self.cache.crop(n - len(self.ids))  # a negative count removes that many positions
             del self.ids[n:]
@@ -100,32 +103,41 @@ class CachedLM:
         return self.sync(target)[len(target) - 1]
 
 
-def nudge_fast(
-    base_model: PreTrainedModel,
-    base_tokenizer: PreTrainedTokenizerBase,
-    nudging_model: PreTrainedModel,
-    nudging_tokenizer: PreTrainedTokenizerBase,
-    prompt: str | NudgingPrompt,
-    config: NudgingConfig | None = None,
-    *,
-    plain_nudger_prompt: bool = False,
-    allow_mixed_devices: bool = False,
-) -> NudgeResult:
-    """Nudge `base_model` with `nudging_model` on one question, with a KV cache per model."""
-    setup = prepare(
-        base_model,
-        base_tokenizer,
-        nudging_model,
-        nudging_tokenizer,
-        prompt,
-        config,
-        plain_nudger_prompt=plain_nudger_prompt,
-        allow_mixed_devices=allow_mixed_devices,
-    )
+@dataclass(frozen=True)
+class Query:
+    """A request from the nudging program to one model: next-token logits after `ids[: p + 1]`.
+
+    `need` are positions whose logits are wanted besides the last one (a Stage-1 block read in one pass).
+    The answer sent back is `{position: logits}` for `need` and `len(ids) - 1`.
+    """
+
+    model: Literal["base", "nudger"]
+    ids: list[int]
+    need: tuple[int, ...] = ()
+
+
+Logits = dict[int, torch.Tensor]
+Program = Generator[Query, Logits, NudgeResult]
+
+
+def nudging_program(
+    setup: Setup, base_tokenizer: PreTrainedTokenizerBase, nudging_tokenizer: PreTrainedTokenizerBase
+) -> Program:
+    """The official algorithm for one question, as a coroutine that yields model `Query`s.
+
+    It never calls a model itself: a driver answers each query, either one stream with a `CachedLM`
+    per model (`nudge_fast`) or many streams in lock-step with batched caches (`nudging.lockstep`).
+    Returns the `NudgeResult` (its `info` is filled in by the driver).
+    """
     config, prompts, gen = setup.config, setup.prompts, setup.generator
     base_eos, nudge_eos = setup.base_eos, setup.nudge_eos
     gamma, chunk = config.gamma, config.base_chunk_tokens
-    base, nudger = CachedLM(base_model), CachedLM(nudging_model)
+
+    def ask(model: Literal["base", "nudger"], ids: list[int], need: Iterable[int] = ()) -> Program:
+        return (yield Query(model, ids, tuple(need)))
+
+    def next_logits(model: Literal["base", "nudger"], ids: list[int]) -> Program:
+        return (yield from ask(model, ids))[len(ids) - 1]
 
     def base_ids(t: str) -> list[int]:
         return encode(base_tokenizer, prompts.base + t, add_special_tokens=True)
@@ -164,14 +176,14 @@ def nudge_fast(
         la_ids: list[int] = []
         la_stopped = False
 
-        def draft(min_words: int | None, context: list[int] = context, la_ids: list[int] = la_ids) -> bool:
+        def draft(min_words: int | None, context: list[int] = context, la_ids: list[int] = la_ids) -> Program:
             """Extend the look-ahead to `min_words` words (None: the full length); True at an EOS."""
             while len(la_ids) < config.lookahead_tokens:
                 if min_words is not None and la_ids:
                     words_now = split_words("".join(token_texts(nudging_tokenizer, context, la_ids)))[1]
                     if len(words_now) >= min_words:
                         return False
-                token, _ = choose(nudger.next_logits(context + la_ids), config, gen)
+                token, _ = choose((yield from next_logits("nudger", context + la_ids)), config, gen)
                 if token in nudge_eos:
                     return True
                 la_ids.append(token)
@@ -179,21 +191,22 @@ def nudge_fast(
 
         takeover, first = False, None
         if not config.lazy_lookahead:
-            la_stopped = draft(None)
+            la_stopped = yield from draft(None)
             lead, words = split_words("".join(token_texts(nudging_tokenizer, context, la_ids)))
             k = max(1, len(words) - 1)
         if config.lazy_lookahead:
             # Optional (not official): draft only as far as the next candidate word needs.
             kc = 1
             while True:
-                la_stopped = draft(kc + 2)
+                la_stopped = yield from draft(kc + 2)
                 lead, words = split_words("".join(token_texts(nudging_tokenizer, context, la_ids)))
                 if la_stopped or kc >= len(words):
                     k = max(1, len(words) - 1)
                     break
                 if words[kc] != "":
                     target = base_ids(text + join_words(lead, words[:kc]))
-                    takeover, first = verdict(target, base.next_logits(target), words[kc])
+                    logits = yield from next_logits("base", target)
+                    takeover, first = verdict(target, logits, words[kc])
                     if takeover:
                         k = kc
                         base_ctx = target
@@ -217,10 +230,12 @@ def nudge_fast(
                     targets[kc] = base_ids(text + join_words(lead, words[:kc]))
                 longest = targets[block[-1]]
                 chained = all(longest[: len(targets[kc])] == targets[kc] for kc in block)
-                rows = base.sync(longest, need=[len(targets[kc]) - 1 for kc in block]) if chained else {}
+                rows: Logits = {}
+                if chained:
+                    rows = yield from ask("base", longest, [len(targets[kc]) - 1 for kc in block])
                 for kc in block:
                     pos = len(targets[kc]) - 1
-                    logits = rows[pos] if chained else base.sync(targets[kc])[pos]
+                    logits = rows[pos] if chained else (yield from next_logits("base", targets[kc]))
                     takeover, first = verdict(targets[kc], logits, words[kc])
                     if takeover:
                         k, base_ctx = kc, targets[kc]
@@ -252,7 +267,8 @@ def nudge_fast(
                     token, p1 = pending[0], 1.0
                     pending = None
                 else:
-                    token, p1 = choose(base.next_logits(context + chunk_ids), config, gen)
+                    logits = yield from next_logits("base", context + chunk_ids)
+                    token, p1 = choose(logits, config, gen)
                     if token in base_eos:
                         eos = True
                         break
@@ -279,11 +295,44 @@ def nudge_fast(
     final = (
         strip_trailing_repetitions(text, config.min_repetition_chars) if config.strip_repetitions else text
     )
-    result = finalize(segments, stop, rounds, base_tokenizer, strip_to=final)
+    return finalize(segments, stop, rounds, base_tokenizer, strip_to=final)
+
+
+def nudge_fast(
+    base_model: PreTrainedModel,
+    base_tokenizer: PreTrainedTokenizerBase,
+    nudging_model: PreTrainedModel,
+    nudging_tokenizer: PreTrainedTokenizerBase,
+    prompt: str | NudgingPrompt,
+    config: NudgingConfig | None = None,
+    *,
+    plain_nudger_prompt: bool = False,
+    allow_mixed_devices: bool = False,
+) -> NudgeResult:
+    """Nudge `base_model` with `nudging_model` on one question, with a KV cache per model."""
+    setup = prepare(
+        base_model,
+        base_tokenizer,
+        nudging_model,
+        nudging_tokenizer,
+        prompt,
+        config,
+        plain_nudger_prompt=plain_nudger_prompt,
+        allow_mixed_devices=allow_mixed_devices,
+    )
+    lms = {"base": CachedLM(base_model), "nudger": CachedLM(nudging_model)}
+    program = nudging_program(setup, base_tokenizer, nudging_tokenizer)
+    answer: Logits | None = None
+    try:
+        while True:
+            query = program.send(answer)  # type: ignore[arg-type]
+            answer = lms[query.model].sync(query.ids, query.need)
+    except StopIteration as done:
+        result: NudgeResult = done.value
     result.info.update(
-        base_forward_calls=base.forward_calls,
-        base_forward_tokens=base.forward_tokens,
-        nudger_forward_calls=nudger.forward_calls,
-        nudger_forward_tokens=nudger.forward_tokens,
+        base_forward_calls=lms["base"].forward_calls,
+        base_forward_tokens=lms["base"].forward_tokens,
+        nudger_forward_calls=lms["nudger"].forward_calls,
+        nudger_forward_tokens=lms["nudger"].forward_tokens,
     )
     return result

@@ -12,6 +12,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from nudging._checks import check_pair, resolve_prompt
 from nudging.config import NudgingConfig
 from nudging.fast import nudge_fast
+from nudging.lockstep import nudge_batch
 from nudging.prompts import NudgingPrompt
 from nudging.reference import nudge_reference
 from nudging.result import NudgeResult
@@ -99,17 +100,39 @@ class Nudger:
         prompts: Sequence[str | NudgingPrompt],
         config: NudgingConfig | None = None,
         *,
+        batch_size: int = 8,
         show_progress: bool = False,
         desc: str = "nudging",
     ) -> list[NudgeResult]:
-        """Answer many questions; each keeps its own caches (streams are decoded one after another)."""
+        """Answer many questions, `batch_size` streams decoded in lock-step (`nudging.lockstep`).
+
+        With `implementation="reference"` the streams run one after another through the stateless code.
+        """
         from reprokit.progress import progress
 
         if isinstance(prompts, (str, NudgingPrompt)):
             raise TypeError("generate_batch takes a list of prompts; use generate() for a single one")
         items = list(prompts)
-        it = progress(items, total=len(items), desc=desc) if show_progress else items
-        return [self.generate(p, config) for p in it]
+        quiet = {} if show_progress else {"disable": True}  # else reprokit decides (off in CI)
+        with progress(total=len(items), desc=desc, **quiet) as bar:
+            if self.implementation == "reference":
+                out = []
+                for p in items:
+                    out.append(self.generate(p, config))
+                    bar.update(1)
+                return out
+            return nudge_batch(
+                self.base_model,
+                self.base_tokenizer,
+                self.nudging_model,
+                self.nudging_tokenizer,
+                items,
+                config or self.config,
+                batch_size=batch_size,
+                plain_nudger_prompt=self.plain_nudger_prompt,
+                allow_mixed_devices=self.allow_mixed_devices,
+                on_result=lambda _i, _r: bar.update(1),
+            )
 
 
 def nudge(
