@@ -13,10 +13,13 @@ closing line. Answers run to `max_new_tokens=256`. Models are cached by `reproki
 (the first run trains them, several minutes on a 2-core CPU; cached runs take a minute or two, most of it
 the slow reference). The nudged share is printed: with these models it is near the paper's ~10%.
 
+Every variant runs on one prompt after another (base alone, fast, lazy, reference), so slow drifts
+of the machine's speed hit all of them alike; times are summed over the prompts.
+
 Both modes are measured: the official look-ahead (always `lookahead_tokens=16` nudging tokens per
 round, the default) and the optional `lazy_lookahead=True` (draft only as far as Stage 1 needs; not
-the official behaviour, see `NudgingConfig.lazy_lookahead`). Each timing is the median of `--repeats`
-runs, the base-alone baseline interleaved with the nudged runs. Also printed: the tokens each model
+the official behaviour, see `NudgingConfig.lazy_lookahead`). Each timing is the mean of `--repeats`
+runs (the slow reference runs once). Also printed: the tokens each model
 processes (the work that dominates on an accelerator, where a decode step costs in proportion to the
 model's size) and the measured nudged share.
 
@@ -28,7 +31,12 @@ chunk), so its slowdown grows as rounds get frequent. With realistic confidence 
 10%) the first ratio is the one to read; with undertrained models (most tokens nudged) the second grows
 and the first shrinks. The printout says whether each target is met; it does not hard-code any number.
 
-    python benchmarks/nudging_speed.py [--n 4] [--repeats 2] [--cache-dir DIR] [--threads 1] [--tiny]
+Batched evaluation (`--batch-sizes`): `nudge_batch` in lock-step batches against the base model alone
+decoding the same batches (every row as long as the batch's longest nudged answer), and against the
+reference run one prompt after another.
+
+    python benchmarks/nudging_speed.py [--n 16] [--repeats 1] [--batch-sizes 4,16] [--cache-dir DIR]
+        [--threads 1] [--tiny]
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import torch
 
 from nudging import NudgingConfig, NudgingPrompt, build_prompts, nudge_fast, nudge_reference
 from nudging.batch import generate_texts
+from nudging.lockstep import nudge_batch
 from reprokit.tokenizer import train_tokenizer
 from reprokit.world import SYSTEM_PROMPT, WorldConfig, encyclopedia_documents, make_world
 from reprokit.zoo import Recipe, TrainConfig, count_parameters, encode_chats, encode_texts, train_cached
@@ -109,16 +118,14 @@ def build_models(cache_dir: str | None = None):
     return b, btok, n, ntok, questions
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def measure(label: str, prompts: list[NudgingPrompt], models, cfg: NudgingConfig, repeats: int) -> None:
+def measure(
+    label: str,
+    prompts: list[NudgingPrompt],
+    models,
+    cfg: NudgingConfig,
+    repeats: int,
+    batch_sizes: tuple[int, ...] = (),
+) -> None:
     base, btok, small, stok = models
     args = (base, btok, small, stok)
     print(
@@ -127,23 +134,26 @@ def measure(label: str, prompts: list[NudgingPrompt], models, cfg: NudgingConfig
     )
     lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
     nudge_fast(*args, prompts[0], cfg)  # warm-up
-    results = {}
-    times: dict[str, list[float]] = {"base": [], "fast": [], "lazy": []}
-    for _ in range(repeats):  # interleaved, so load changes hit every variant alike
+    results: dict[str, list] = {"fast": [], "lazy": [], "ref": []}
+    t = {"base": 0.0, "fast": 0.0, "lazy": 0.0, "ref": 0.0}
+    for p in prompts:  # every variant on one prompt after another: slow drifts of the machine hit all alike
         for name, c in (("fast", cfg), ("lazy", lazy_cfg)):
-            t0 = time.perf_counter()
-            results[name] = [nudge_fast(*args, p, c) for p in prompts]
-            times[name].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for p, r in zip(prompts, results["fast"], strict=True):  # base alone, same prompt, same length
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = nudge_fast(*args, p, c)
+                t[name] += (time.perf_counter() - t0) / repeats
+            results[name].append(out)
+        fast_r = results["fast"][-1]
+        for _ in range(repeats):
+            t0 = time.perf_counter()  # base alone, same prompt, as many tokens as the nudged answer
             generate_texts(
-                base, btok, [p.base], max_new_tokens=max(1, r.n_tokens), batch_size=1, stop_at_eos=False
+                base, btok, [p.base], max_new_tokens=max(1, fast_r.n_tokens), batch_size=1, stop_at_eos=False
             )
-        times["base"].append(time.perf_counter() - t0)
-    t = {k: statistics.median(v) for k, v in times.items()}
-    t0 = time.perf_counter()
-    ref = [nudge_reference(*args, p, cfg) for p in prompts]
-    t_ref = time.perf_counter() - t0  # slow: timed once
+            t["base"] += (time.perf_counter() - t0) / repeats
+        t0 = time.perf_counter()
+        results["ref"].append(nudge_reference(*args, p, cfg))
+        t["ref"] += time.perf_counter() - t0  # slow: timed once
+    t_ref, ref = t["ref"], results["ref"]
     fast = results["fast"]
     same = all(a.text == b.text and a.segments == b.segments for a, b in zip(fast, ref, strict=True))
     tokens = sum(r.n_tokens for r in fast)
@@ -193,13 +203,70 @@ def measure(label: str, prompts: list[NudgingPrompt], models, cfg: NudgingConfig
             f"lazy {l_work} ({l_calls} calls); RATIO reference / fast {r_work / max(1, f_work):.1f}x"
         )  # fmt: skip
 
+    if batch_sizes:
+        measure_batched(prompts, models, cfg, batch_sizes, fast, t_ref)
+
+
+def measure_batched(
+    prompts: list[NudgingPrompt],
+    models,
+    cfg: NudgingConfig,
+    batch_sizes: tuple[int, ...],
+    single: list,
+    t_ref: float,
+) -> None:
+    """Lock-step batches (`nudge_batch`) against batched base-alone decoding and the one-by-one reference.
+
+    The base alone decodes every row of a batch for as many steps as the batch's longest nudged answer
+    (what batched generation of fixed-length answers costs), and its throughput counts all those tokens.
+    """
+    base, btok, small, stok = models
+    args = (base, btok, small, stok)
+    tokens = sum(r.n_tokens for r in single)
+    lengths = [r.n_tokens for r in single]
+    lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
+    print("  lock-step batched decoding (evaluation workload):")
+    for size in batch_sizes:
+        row = {}
+        for name, c in (("official", cfg), ("lazy", lazy_cfg)):
+            t0 = time.perf_counter()
+            res = nudge_batch(*args, prompts, c, batch_size=size)
+            row[name] = (time.perf_counter() - t0, res)
+        t0 = time.perf_counter()
+        base_tokens = 0
+        for i in range(0, len(prompts), size):
+            longest = max(lengths[i : i + size])
+            group = [p.base for p in prompts[i : i + size]]
+            generate_texts(base, btok, group, max_new_tokens=longest, batch_size=size, stop_at_eos=False)
+            base_tokens += longest * len(group)
+        t_base = time.perf_counter() - t0
+        t_off, res = row["official"]
+        t_lazy, lazy_res = row["lazy"]
+        same = sum(a.text == b.text and a.segments == b.segments for a, b in zip(single, res, strict=True))
+        lazy_tokens = sum(r.n_tokens for r in lazy_res)
+        r1 = (tokens / t_off) / (base_tokens / t_base)
+        r1_lazy = (lazy_tokens / t_lazy) / (base_tokens / t_base)
+        print(
+            f"    batch {size:>2}: official {t_off:.2f}s = {tokens / t_off:.1f} tok/s (same output as one by "
+            f"one: {same}/{len(prompts)}), lazy {lazy_tokens / t_lazy:.1f} tok/s, base alone "
+            f"{base_tokens / t_base:.1f} tok/s"
+        )
+        print(
+            f"    RATIO batch {size:>2}: throughput nudging / base alone = {r1:.2f} (lazy {r1_lazy:.2f}); "
+            f"fast / reference one by one = {t_ref / t_off:.1f}x (target >= {TARGET_SPEEDUP}x: "
+            f"{'met' if t_ref / t_off >= TARGET_SPEEDUP else 'NOT met'})"
+        )
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=4, help="prompts per setting")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--n", type=int, default=16, help="prompts per setting")
+    parser.add_argument(
+        "--batch-sizes", default="4,16", help="lock-step batch sizes to measure (comma-separated)"
+    )
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--gamma", type=float, default=0.3)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
@@ -213,7 +280,8 @@ def main() -> None:
     print(f"models ready in {time.perf_counter() - t0:.0f}s; torch threads {args.threads}")
     prompts = [build_prompts(q, stok) for q in questions[: args.n]]
     cfg = NudgingConfig(gamma=args.gamma, max_new_tokens=256)
-    measure("long answers", prompts, (base, btok, small, stok), cfg, args.repeats)
+    sizes = tuple(int(b) for b in args.batch_sizes.split(",") if b.strip())
+    measure("long answers", prompts, (base, btok, small, stok), cfg, args.repeats, sizes)
     if args.tiny:
         from nudging.tiny import TinyConfig, build_tiny
 

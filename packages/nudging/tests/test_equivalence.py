@@ -182,3 +182,29 @@ def test_lockstep_falls_back_for_sliding_window_models(zoo) -> None:
     batch = nudge_batch(*args, zoo.questions[:2], config, batch_size=2)
     for q, b in zip(zoo.questions[:2], batch, strict=True):
         _same(nudge_fast(*args, q, config), b)
+
+
+def test_verifying_the_lookahead_changes_only_the_work(zoo) -> None:
+    """Reading the rest of the look-ahead speculatively gives the same answers with fewer base passes.
+
+    One untrained model with a sharpened output layer plays both roles on the same prompt, so its
+    drafts are exactly what it then writes as the base model and the speculation must be accepted.
+    """
+    import torch
+
+    from nudging import NudgingPrompt
+    from reprokit.zoo import build_model
+
+    tok = zoo.base.tokenizer
+    model = build_model("llama-0.3m", tok, seed=7).eval()
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(25.0)
+    calls = {True: 0, False: 0}
+    for verify in (True, False):
+        config = NudgingConfig(gamma=0.3, max_new_tokens=48, verify_lookahead=verify)
+        for question in zoo.questions[:3]:
+            prompt = NudgingPrompt(base=question, nudger=question)
+            res = nudge_fast(model, tok, model, tok, prompt, config)
+            calls[verify] += res.info["base_forward_calls"]
+            _same(res, nudge_reference(model, tok, model, tok, prompt, config))
+    assert 0 < calls[True] < calls[False], calls

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-n", type=int, default=None, help="random subset size (seeded like the paper)")
     ev.add_argument("--judge-model", default=None, help="OpenAI-compatible judge model for non-math tasks")
     ev.add_argument("--judge-base-url", default=None)
+    ev.add_argument(
+        "--batch-size", type=int, default=8, help="questions decoded together in lock-step (default 8)"
+    )
     return parser
 
 
@@ -113,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if judge is None and any(i.scoring == "judge" for i in items):
         print(f"nudging: error: task {args.task!r} needs a judge; pass --judge-model", file=sys.stderr)
         return 2
-    results = nudger.generate_batch([i.question for i in items], show_progress=True)
+    results = nudger.generate_batch(
+        [i.question for i in items], batch_size=args.batch_size, show_progress=True
+    )
     correct = [score(i, r.text, judge) for i, r in zip(items, results, strict=True)]
     share = sum(r.nudged_token_share for r in results) / max(1, len(results))
     print(

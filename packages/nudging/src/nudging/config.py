@@ -39,6 +39,10 @@ class NudgingConfig:
     instead of always `lookahead_tokens` tokens. The nudges are the same, but an EOS the nudging model
     would emit after the base model's takeover point is not seen, so generation can run on where the
     official code stops. Saves most of the nudging model's decoding steps (see docs "Speed")."""
+    verify_lookahead: bool = True
+    """Speed only, the output is unchanged: when the base model takes over, it reads the rest of the
+    nudging model's look-ahead in one forward pass and uses those logits for as long as it writes the
+    same tokens (speculative verification with a draft that was computed anyway)."""
     do_sample: bool = False
     """Sample instead of greedy decoding (p1 is always taken from the untempered distribution)."""
     temperature: float = 1.0

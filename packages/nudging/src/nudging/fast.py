@@ -172,7 +172,7 @@ def nudging_program(
         rounds += 1
         # The nudging model's look-ahead (its cache catches up on the base model's text first; tokens
         # it drafted last round and the base model then wrote are reused, not recomputed).
-        context = encode(nudging_tokenizer, prompts.nudger + text, add_special_tokens=False)
+        context = la_context = encode(nudging_tokenizer, prompts.nudger + text, add_special_tokens=False)
         la_ids: list[int] = []
         la_stopped = False
 
@@ -256,6 +256,13 @@ def nudging_program(
             break
         # Stage 2: the base model writes while its top-1 probability stays >= gamma, in chunks that
         # re-synchronise with the canonical tokenization (as the reference's separate calls do).
+        # Speculation: the rest of the look-ahead, in base tokens, is read in one pass; its logits are
+        # used for as long as the base model writes the same tokens (the output does not change).
+        spec: list[int] | None = None
+        if config.verify_lookahead:
+            rest = "".join(token_texts(nudging_tokenizer, la_context, la_ids))[len(nudge) :]
+            if rest:
+                spec = base_ids(text + rest)
         budget = max(1, config.max_new_tokens - base_len(text))
         accepted, chunk_no, base_stop, pending = 0, 0, False, first
         while True:
@@ -267,7 +274,12 @@ def nudging_program(
                     token, p1 = pending[0], 1.0
                     pending = None
                 else:
-                    logits = yield from next_logits("base", context + chunk_ids)
+                    ctx = context + chunk_ids
+                    if spec is not None and len(spec) > len(ctx) and spec[: len(ctx)] == ctx:
+                        logits = (yield from ask("base", spec, range(len(ctx) - 1, len(spec))))[len(ctx) - 1]
+                    else:
+                        spec = None
+                        logits = yield from next_logits("base", ctx)
                     token, p1 = choose(logits, config, gen)
                     if token in base_eos:
                         eos = True

@@ -151,7 +151,9 @@ def run_nudging(
     n = Nudger(
         base[0], base[1], nudger[0], nudger[1], NudgingConfig(gamma=gamma, max_new_tokens=cfg.max_new_tokens)
     )
-    res = n.generate_batch([i.question for i in items], show_progress=True, desc=desc)
+    res = n.generate_batch(
+        [i.question for i in items], batch_size=cfg.batch_size, show_progress=True, desc=desc
+    )
     return SystemRun(
         [r.text for r in res],
         np.array([score(i, r.text, judge) for i, r in zip(items, res, strict=True)], dtype=float),
