@@ -342,6 +342,25 @@ def _notes(cfg: ReproduceConfig, knowledge: Sequence[dict], table1: Sequence[dic
         b, s_, la, n = (by.get((fam, m)) for m in ("base", "small_aligned", "large_aligned", "nudging"))
         if not (b and s_ and la and n):
             continue
+        known = {r["model"]: r for r in knowledge if r["family"] == fam}
+        big, tuned = known.get("large base"), known.get("large aligned")
+        if big and tuned and np.isfinite(big.get("arithmetic_after_opening", np.nan)) and "arithmetic" in n:
+            lines.append(
+                f"- Arithmetic in the aligned style ({fam}): the large base model solves "
+                f"{big['arithmetic']:.0f}% of the evaluation problems in textbook form and "
+                f"{big['arithmetic_after_opening']:.0f}% when it continues an aligned opening on the plain "
+                f"prompt, which is what nudging asks of it. Nudging scores {n['arithmetic']:.0f}% and the "
+                f"base alone {b['arithmetic']:.0f}%. The large aligned model scores {la['arithmetic']:.0f}% "
+                f"in its own chat format, but {tuned['arithmetic_after_opening']:.0f}% when it too continues "
+                f"an aligned opening on the plain prompt (and {tuned['arithmetic']:.0f}% on the textbook "
+                f"probes). The {la['arithmetic'] - n['arithmetic']:.1f}-point gap to the large aligned model "
+                f"splits into {la['arithmetic'] - tuned['arithmetic_after_opening']:.1f} points of chat "
+                "format (the aligned model on its chat prompt vs. on the plain prompt), "
+                f"{tuned['arithmetic_after_opening'] - big['arithmetic_after_opening']:.1f} points the "
+                "fine-tune added on the plain prompt, and "
+                f"{big['arithmetic_after_opening'] - n['arithmetic']:.1f} points between the base model's "
+                "own answers after an opening and nudging's."
+            )
         best = max(
             cfg.tasks if cfg.scale == "tiny" else [k for k in n if k in b],
             key=lambda t, n=n, b=b: n.get(t, float("nan")) - b.get(t, float("nan")),
@@ -403,20 +422,55 @@ def _tiny_setup(
     return out, {t: data.tasks[t] for t in cfg.tasks}, data.probes
 
 
-def knowledge_rows(families: Sequence[FamilyModels], probes: Sequence, cfg: ReproduceConfig) -> list[dict]:
-    """Plain-text knowledge of each family's large base and small base model (textbook-style probes).
+def arithmetic_after_opening(
+    model_tok: Loaded, items: Sequence[TaskItem], cfg: ReproduceConfig
+) -> tuple[float, list[str]]:
+    """Accuracy (%) of a base model answering the plain prompt after an aligned opening is written for it.
+
+    This is the situation nudging puts the base model in (the nudging model writes the opening, the
+    base continues): does the base still solve the problem in the aligned style? Openings rotate over
+    `reprokit.world.ALIGNED_OPENINGS`; the answer is scored like the tasks (last number).
+    """
+    from reprokit.world.chat import ALIGNED_OPENINGS
+
+    model, tok = model_tok
+    openings = [ALIGNED_OPENINGS[i % len(ALIGNED_OPENINGS)] for i in range(len(items))]
+    prompts = [base_prompt(i.question) + o for i, o in zip(items, openings, strict=True)]
+    texts = generate_texts(model, tok, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+    answers = [o + t for o, t in zip(openings, texts, strict=True)]
+    ok = [score(i, a) for i, a in zip(items, answers, strict=True)]
+    return 100 * float(np.mean(ok)) if ok else float("nan"), answers
+
+
+def knowledge_rows(
+    families: Sequence[FamilyModels],
+    probes: Sequence,
+    cfg: ReproduceConfig,
+    arithmetic_items: Sequence[TaskItem] = (),
+) -> list[dict]:
+    """Plain-text knowledge of each family's large base, small base and large aligned model (textbook-style
+    probes; the large aligned row shows what the alignment fine-tune itself added).
 
     Facts: greedy completion of "<name> lives in" / "<name> works as" for the evaluation people; the
     `facts_read_by_small` column restricts to the people whose pages the small model read.
-    Arithmetic: greedy completion of "Problem: <question>\nSolution:" for the evaluation problems.
+    Arithmetic: greedy completion of "Problem: <question>\nSolution:" for the evaluation problems, and
+    (`arithmetic_after_opening`) the same problems asked with the plain prompt, an aligned opening
+    already written: the base model's skill where nudging relies on it.
     """
     from nudging.tiny import probe_knowledge
 
     rows = []
     for fam in families:
-        for name, model in (("large base", fam.base), ("small base", fam.small_base)):
+        for name, model in (
+            ("large base", fam.base),
+            ("small base", fam.small_base),
+            ("large aligned", fam.large_aligned),
+        ):
             if model is None:
                 continue
+            after_opening = (
+                arithmetic_after_opening(model, arithmetic_items, cfg)[0] if arithmetic_items else np.nan
+            )
             ok = np.array(probe_knowledge(model, probes, batch_size=cfg.batch_size), dtype=float)
             kinds = np.array([p.kind for p in probes])
             small = np.array([p.kind == "fact" and p.known_to_small for p in probes])
@@ -429,6 +483,7 @@ def knowledge_rows(families: Sequence[FamilyModels], probes: Sequence, cfg: Repr
                     "arithmetic": 100 * float(ok[kinds == "arithmetic"].mean())
                     if (kinds == "arithmetic").any()
                     else np.nan,
+                    "arithmetic_after_opening": after_opening,
                     "n_facts": int((kinds == "fact").sum()),
                     "n_arithmetic": int((kinds == "arithmetic").sum()),
                 }
@@ -487,13 +542,15 @@ def run(
     knowledge: list[dict] = []
     if probes:
         with out.time("knowledge"):
-            knowledge = knowledge_rows(families, probes, cfg)
+            knowledge = knowledge_rows(families, probes, cfg, tasks.get("arithmetic", ()))
         out.table(
             Table.from_records(
                 "table_knowledge",
                 knowledge,
                 "Knowledge on plain-text probes (%): greedy completion of '<name> lives in' / '<name> works "
-                "as' for the evaluation people and of 'Problem: ...\\nSolution:' for the evaluation problems",
+                "as' for the evaluation people and of 'Problem: ...\\nSolution:' for the evaluation "
+                "problems; arithmetic_after_opening: the evaluation problems on the plain prompt, continuing "
+                "an aligned opening written for the model (what nudging asks of the base model)",
             )
         )
 
