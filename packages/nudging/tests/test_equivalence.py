@@ -167,9 +167,23 @@ def test_lockstep_batch_equals_single_streams(zoo, pair: str, config: NudgingCon
     questions = [*zoo.questions, zoo.questions[0] + " Answer briefly."]
     single = [nudge_fast(*args, q, config) for q in questions]
     batch = nudge_batch(*args, questions, config, batch_size=3)
-    for a, b in zip(single, batch, strict=True):
+    one_step = nudge_batch(*args, questions, config, batch_size=3, nudger_steps=1)  # another schedule
+    for a, b, c in zip(single, batch, one_step, strict=True):
         _same(a, b)
+        _same(a, c)
         assert set(b.info) == set(a.info)
+
+
+def test_nudge_batch_bad_arguments(zoo) -> None:
+    args = (zoo.base.model, zoo.base.tokenizer, zoo.nudger_same.model, zoo.nudger_same.tokenizer)
+    with pytest.raises(TypeError, match="list of prompts"):
+        nudge_batch(*args, "one question")
+    for bad in ({"batch_size": 0}, {"nudger_steps": 0}, {"batch_size": True}):
+        with pytest.raises(ValueError, match="positive int"):
+            nudge_batch(*args, zoo.questions[:1], **bad)
+    with pytest.raises(ValueError, match="empty"):
+        nudge_batch(*args, [zoo.questions[0], "  "])
+    assert nudge_batch(*args, []) == []
 
 
 def test_lockstep_falls_back_for_sliding_window_models(zoo) -> None:

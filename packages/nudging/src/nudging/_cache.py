@@ -59,9 +59,17 @@ class GrowableLayer(DynamicLayer):
         self._expose()
 
     def replace(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Set the cached states outright (e.g. after compacting columns)."""
-        self._k, self._v, self._length = None, None, 0
-        self._reserve(keys, values, keys.shape[2])
+        """Set the cached states outright (e.g. after compacting columns); the buffer is kept if it fits."""
+        fits = (
+            self._k is not None
+            and self._v is not None
+            and self._k.shape[:2] == keys.shape[:2]
+            and self._v.shape[:2] == values.shape[:2]
+            and keys.shape[2] <= self._k.shape[2]
+        )
+        if not fits:
+            self._k, self._v, self._length = None, None, 0
+            self._reserve(keys, values, keys.shape[2])
         self._k[:, :, : keys.shape[2]] = keys
         self._v[:, :, : values.shape[2]] = values
         self._length = keys.shape[2]

@@ -14,6 +14,7 @@ top-1 token can in principle flip); the tests check equality on trained tiny mod
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -178,20 +179,27 @@ def nudge_batch(
     config: NudgingConfig | None = None,
     *,
     batch_size: int = 8,
+    nudger_steps: int | None = None,
     plain_nudger_prompt: bool = False,
     allow_mixed_devices: bool = False,
     on_result: Callable[[int, NudgeResult], None] | None = None,
 ) -> list[NudgeResult]:
     """Nudge many questions in lock-step, `batch_size` streams at a time (continuous batching).
 
+    Each step is one batched base-model pass, then batched nudging-model passes until no stream waits
+    on the nudging model (at most `nudger_steps` of them if given): a look-ahead is drafted within one
+    step, as the nudging model is much smaller, instead of holding its stream back for 16 base steps.
     Results come back in the order of `prompts`; `on_result(index, result)` is called as each finishes
     (e.g. to advance a progress bar). Models whose cache is not plain full attention (sliding windows)
     are decoded one stream after another with `nudge_fast` instead, with a log message.
     """
     if isinstance(prompts, (str, NudgingPrompt)):
         raise TypeError("nudge_batch takes a list of prompts; use nudge_fast() for a single one")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    for name, value in (("batch_size", batch_size), ("nudger_steps", nudger_steps)):
+        if value is None and name == "nudger_steps":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     items = list(prompts)
     setups = [
         prepare(
@@ -255,10 +263,11 @@ def nudge_batch(
         start(row)
     while pending:
         for role, lm in lms.items():
-            asks = {row: q for row, q in pending.items() if q.model == role}  # type: ignore[attr-defined]
-            if not asks:
-                continue
-            answers = lm.sync_many({row: (q.ids, q.need) for row, q in asks.items()})
-            for row, answer in answers.items():
-                start(row, answer)
+            for _ in range(1) if role == "base" else itertools.islice(itertools.count(), nudger_steps):
+                asks = {row: q for row, q in pending.items() if q.model == role}  # type: ignore[attr-defined]
+                if not asks:
+                    break
+                answers = lm.sync_many({row: (q.ids, q.need) for row, q in asks.items()})
+                for row, answer in answers.items():
+                    start(row, answer)
     return results  # type: ignore[return-value]
