@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nudging import Nudger, NudgingConfig
 from nudging.cli import main
 
@@ -127,3 +129,10 @@ def test_cli_eval_local_file(zoo, tmp_path, capsys) -> None:
     )
     assert rc == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 1
+
+
+def test_cli_eval_rejects_a_bad_batch_size_before_loading(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--base", "missing", "--nudger", "missing", "--task", "gsm8k", "--batch-size", "0"])
+    assert exc.value.code == 2
+    assert "positive integer" in capsys.readouterr().err

@@ -7,6 +7,7 @@ a small aligned model of any family writes the next word(s). The two exchange te
 from nudging.batch import generate_texts
 from nudging.config import NudgingConfig
 from nudging.fast import nudge_fast
+from nudging.lockstep import nudge_batch
 from nudging.nudger import Nudger, nudge
 from nudging.prompts import SYSTEM_PROMPT, NudgingPrompt, base_prompt, build_prompts, nudger_prompt
 from nudging.reference import nudge_reference
@@ -27,6 +28,7 @@ __all__ = [
     "generate_texts",
     "join_words",
     "nudge",
+    "nudge_batch",
     "nudge_fast",
     "nudge_reference",
     "nudger_prompt",

@@ -23,6 +23,17 @@ def _config(args: argparse.Namespace) -> NudgingConfig:
     )
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (bad values fail at parse time, before any model is loaded)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, help="base model: hub id or local folder")
     p.add_argument("--nudger", required=True, help="small aligned (nudging) model: hub id or local folder")
@@ -56,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--judge-model", default=None, help="OpenAI-compatible judge model for non-math tasks")
     ev.add_argument("--judge-base-url", default=None)
     ev.add_argument(
-        "--batch-size", type=int, default=8, help="questions decoded together in lock-step (default 8)"
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        help="questions decoded together in lock-step (default 8)",
     )
     return parser
 
