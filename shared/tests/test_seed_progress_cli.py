@@ -260,3 +260,14 @@ def test_load_toml_errors(tmp_path: Path) -> None:
     bad.write_text("x = = 1\n")
     with pytest.raises(ValueError, match="not valid TOML"):
         load_toml_config(bad)
+
+
+def test_positive_int_argparse_type() -> None:
+    import argparse
+
+    from reprokit.cli import positive_int
+
+    assert positive_int("3") == 3
+    for bad in ("0", "-2", "x", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a positive integer"):
+            positive_int(bad)

@@ -20,6 +20,7 @@ __all__ = [
     "find_repo_root",
     "load_toml_config",
     "parse_common",
+    "positive_int",
     "resolve_cache_dir",
 ]
 
@@ -58,14 +59,24 @@ def _device(value: str) -> str:
     return value
 
 
-def _seed(value: str) -> int:
+def _int_at_least(value: str, low: int, what: str) -> int:
+    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
     try:
-        seed = int(value)
+        number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value!r}")
-    return seed
+        raise argparse.ArgumentTypeError(f"{what} must be {kind}, got {value!r}") from None
+    if number < low:
+        raise argparse.ArgumentTypeError(f"{what} must be {kind}, got {value!r}")
+    return number
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1, so a bad count fails at parse time, before any model loads."""
+    return _int_at_least(value, 1, "the value")
+
+
+def _seed(value: str) -> int:
+    return _int_at_least(value, 0, "seed")
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, paper: str) -> None:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from nudging.config import NudgingConfig
+from reprokit.cli import positive_int
 
 
 def _config(args: argparse.Namespace) -> NudgingConfig:
@@ -21,17 +22,6 @@ def _config(args: argparse.Namespace) -> NudgingConfig:
         top_p=args.top_p,
         seed=args.seed,
     )
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: an int >= 1 (bad values fail at parse time, before any model is loaded)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -68,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--judge-base-url", default=None)
     ev.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         help="questions decoded together in lock-step (default 8)",
     )
