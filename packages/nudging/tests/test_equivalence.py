@@ -222,3 +222,18 @@ def test_verifying_the_lookahead_changes_only_the_work(zoo) -> None:
             calls[verify] += res.info["base_forward_calls"]
             _same(res, nudge_reference(model, tok, model, tok, prompt, config))
     assert 0 < calls[True] < calls[False], calls
+
+
+def test_lockstep_in_bfloat16(zoo) -> None:
+    """The paper-scale dtype: batched caches and masks follow the models' bfloat16 weights."""
+    import copy
+
+    import torch
+
+    base = copy.deepcopy(zoo.base.model).to(torch.bfloat16)
+    nudger = copy.deepcopy(zoo.nudger_cross.model).to(torch.bfloat16)
+    args = (base, zoo.base.tokenizer, nudger, zoo.nudger_cross.tokenizer)
+    config = NudgingConfig(gamma=0.3, max_new_tokens=32, lookahead_tokens=4)
+    batch = nudge_batch(*args, zoo.questions, config, batch_size=2)
+    for q, b in zip(zoo.questions, batch, strict=True):
+        _same(nudge_fast(*args, q, config), b)
