@@ -36,7 +36,7 @@ decoding the same batches (every row as long as the batch's longest nudged answe
 reference run one prompt after another.
 
     python benchmarks/nudging_speed.py [--n 16] [--repeats 1] [--batch-sizes 4,16] [--cache-dir DIR]
-        [--threads 1] [--tiny]
+        [--threads 1] [--device cpu|cuda] [--dtype float32|bfloat16] [--tiny]
 """
 
 from __future__ import annotations
@@ -270,14 +270,21 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=0.3)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="where to measure: cpu (default), cuda, cuda:N")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument(
         "--tiny", action="store_true", help="also the old tiny-task row (nudging.tiny models)"
     )
     args = parser.parse_args()
     t0 = time.perf_counter()
     base, btok, small, stok, questions = build_models(args.cache_dir)  # trains on all cores (first run)
+    dtype = getattr(torch, args.dtype)
+    base, small = base.to(args.device, dtype), small.to(args.device, dtype)
     torch.set_num_threads(max(1, args.threads))  # measures on one thread: stable timings
-    print(f"models ready in {time.perf_counter() - t0:.0f}s; torch threads {args.threads}")
+    print(
+        f"models ready in {time.perf_counter() - t0:.0f}s; device {args.device}, {args.dtype}, "
+        f"torch threads {args.threads}"
+    )
     prompts = [build_prompts(q, stok) for q in questions[: args.n]]
     cfg = NudgingConfig(gamma=args.gamma, max_new_tokens=256)
     sizes = tuple(int(b) for b in args.batch_sizes.split(",") if b.strip())
@@ -288,6 +295,7 @@ def main() -> None:
         data, families = build_tiny(TinyConfig(), cache_dir=args.cache_dir)
         fam = families[0]
         (tb, ttok), (ts, tstok) = fam.load("base"), fam.load("small_aligned")
+        tb, ts = tb.to(args.device, dtype), ts.to(args.device, dtype)
         items = [i for t in ("arithmetic", "coin_flip") for i in data.tasks[t][: args.n // 2]]
         tiny_prompts = [build_prompts(i.question, tstok) for i in items]
         tiny_cfg = NudgingConfig(gamma=0.3, max_new_tokens=128)
