@@ -26,7 +26,7 @@ from nudging._cache import GrowableLayer, growable_cache, is_full_attention
 from nudging._checks import prepare
 from nudging._lm import eos_ids, input_device
 from nudging.config import NudgingConfig
-from nudging.fast import Logits, Program, _lcp, nudge_fast, nudging_program
+from nudging.fast import Logits, Program, Query, _lcp, nudge_fast, nudging_program
 from nudging.prompts import NudgingPrompt
 from nudging.result import NudgeResult
 
@@ -196,9 +196,8 @@ def nudge_batch(
     if isinstance(prompts, (str, NudgingPrompt)):
         raise TypeError("nudge_batch takes a list of prompts; use nudge_fast() for a single one")
     for name, value in (("batch_size", batch_size), ("nudger_steps", nudger_steps)):
-        if value is None and name == "nudger_steps":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed_none = name == "nudger_steps" and value is None  # None: until no stream waits
+        if not allowed_none and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     items = list(prompts)
     setups = [
@@ -232,7 +231,7 @@ def nudge_batch(
     }
     queue = iter(range(len(items)))
     streams: dict[int, tuple[int, Program]] = {}  # row -> (prompt index, program)
-    pending: dict[int, object] = {}  # row -> the query it waits on
+    pending: dict[int, Query] = {}  # row -> the query it waits on
 
     def start(row: int, answer: Logits | None = None) -> None:
         """Advance the row's program with `answer`; on finishing, record it and start the next prompt."""
@@ -264,7 +263,7 @@ def nudge_batch(
     while pending:
         for role, lm in lms.items():
             for _ in range(1) if role == "base" else itertools.islice(itertools.count(), nudger_steps):
-                asks = {row: q for row, q in pending.items() if q.model == role}  # type: ignore[attr-defined]
+                asks = {row: q for row, q in pending.items() if q.model == role}
                 if not asks:
                     break
                 answers = lm.sync_many({row: (q.ids, q.need) for row, q in asks.items()})
