@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_common_args(parser, paper="nudging")
+    add_common_args(parser, paper="nudging", resumable=True)
     args = parse_common(parser.parse_args(argv), paper="nudging")
     configure_logging("INFO")
     args.apply_threads()
@@ -65,7 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         cfg = smoke(cfg)
     device = "cpu" if args.device == "auto" and cfg.scale == "tiny" else args.device
-    out = run(cfg, args.out, seed=args.seed, cache_dir=args.cache_dir, device=device, dtype=args.dtype)
+    out = run(
+        cfg,
+        args.out,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        device=device,
+        dtype=args.dtype,
+        resume=not args.fresh,
+    )
     logging.getLogger("nudging").info("results in %s", out)
     print(f"wrote {out}")
     return 0

@@ -11,19 +11,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def _smoke(out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "REPROKIT_QUIET": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "reproduce" / "nudging.py"),
-            "--smoke",
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
+    argv = [sys.executable, str(ROOT / "reproduce" / "nudging.py"), "--smoke", "--out", str(out)]
+    return subprocess.run(
+        [*argv, "--cache-dir", str(cache), *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -31,7 +23,13 @@ def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
         timeout=600,
         check=False,
     )
+
+
+def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = _smoke(out, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed" not in proc.stderr
     for name in ("table1", "table1_ci", "table_cross_family", "table_uncertainty", "figure_gamma_sweep"):
         for ext in ("csv", "md", "tex"):
             assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext} missing"
@@ -41,3 +39,15 @@ def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
     assert claims["n_total"] == len(claims["claims"]) > 0
     assert all(isinstance(c["holds"], bool) for c in claims["claims"])
     assert "Ours vs paper" in (out / "REPORT.md").read_text()
+
+    # A second run with the same settings resumes every finished piece and writes the same tables;
+    # --fresh recomputes them (same seed, same tables).
+    again = _smoke(tmp_path / "again", tmp_path / "cache")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("resumed a finished piece") > 0
+    fresh = _smoke(tmp_path / "fresh", tmp_path / "cache", "--fresh")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "resumed" not in fresh.stderr
+    for run in ("again", "fresh"):
+        for name in ("table1.csv", "table_cross_family.csv", "figure_gamma_sweep.csv", "claims.json"):
+            assert (tmp_path / run / name).read_text() == (out / name).read_text(), (run, name)

@@ -395,3 +395,64 @@ def test_atomic_directory_commits_on_success_and_cleans_up_on_error(tmp_path: Pa
         (tmp / "a.txt").write_text("third")
     assert (target / "a.txt").read_text() == "third"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_resume_store_saves_loads_and_recomputes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from reprokit.results import ResumeStore
+
+    calls: list[str] = []
+
+    def compute(tag: str):
+        def run() -> dict:
+            calls.append(tag)
+            return {"scores": np.array([1.0, np.nan]), "tag": tag}
+
+        return run
+
+    parts = {"config": {"gamma": 0.3}, "task": "gsm8k"}
+    store = ResumeStore(tmp_path / "runs")
+    first = store.fetch_or_run(parts, compute("a"))
+    again = ResumeStore(tmp_path / "runs").fetch_or_run(parts, compute("b"))
+    assert calls == ["a"]  # the second store loaded the saved piece
+    assert first["tag"] == again["tag"] == "a"
+    assert again["scores"][0] == 1.0 and again["scores"][1] is None  # NaN is saved as null
+    other = store.fetch_or_run({**parts, "task": "svamp"}, compute("c"))
+    assert other["tag"] == "c"
+    fresh = ResumeStore(tmp_path / "runs", enabled=False)
+    assert fresh.fetch_or_run(parts, compute("d"))["tag"] == "d"
+    assert (fresh.loaded, fresh.computed) == (0, 1)
+    # a damaged file is recomputed with a warning, and replaced
+    store.path(parts).write_text("{not json")
+    with caplog.at_level("WARNING"):
+        assert store.fetch_or_run(parts, compute("e"))["tag"] == "e"
+    assert "unreadable" in caplog.text
+    assert ResumeStore(tmp_path / "runs").fetch_or_run(parts, compute("f"))["tag"] == "e"
+
+
+def test_resume_store_keeps_going_when_it_cannot_save(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reprokit.results import ResumeStore
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    store = ResumeStore(blocker / "runs")
+    with caplog.at_level("WARNING"):
+        assert store.fetch_or_run({"k": 1}, lambda: [1, 2]) == [1, 2]
+    assert "could not save" in caplog.text
+
+
+def test_code_fingerprint_changes_with_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from reprokit.results import code_fingerprint
+
+    pkg = tmp_path / "fpdemo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("fpdemo")
+    before = code_fingerprint(module)
+    assert before == code_fingerprint(module)
+    (pkg / "__init__.py").write_text("X = 2\n")
+    assert code_fingerprint(module) != before

@@ -271,3 +271,18 @@ def test_positive_int_argparse_type() -> None:
     for bad in ("0", "-2", "x", "1.5"):
         with pytest.raises(argparse.ArgumentTypeError, match="a positive integer"):
             positive_int(bad)
+
+
+def test_fresh_flag_only_for_resumable_reproductions() -> None:
+    import argparse
+
+    from reprokit.cli import add_common_args, parse_common
+
+    plain = argparse.ArgumentParser()
+    add_common_args(plain, paper="demo")
+    assert parse_common(plain.parse_args([]), paper="demo").fresh is False
+    with pytest.raises(SystemExit):
+        plain.parse_args(["--fresh"])
+    resumable = argparse.ArgumentParser()
+    add_common_args(resumable, paper="demo", resumable=True)
+    assert parse_common(resumable.parse_args(["--fresh"]), paper="demo").fresh is True

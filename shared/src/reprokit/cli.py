@@ -42,6 +42,7 @@ class CommonArgs:
     config: Path | None
     smoke: bool
     threads: int | None = None
+    fresh: bool = False
 
     def apply_threads(self) -> None:
         """Set torch's CPU thread count if `--threads` was given (tiny models run several per process)."""
@@ -79,8 +80,9 @@ def _seed(value: str) -> int:
     return _int_at_least(value, 0, "seed")
 
 
-def add_common_args(parser: argparse.ArgumentParser, *, paper: str) -> None:
-    """Add ``--scale --out --seed --device --dtype --cache-dir --config --smoke --threads`` to ``parser``."""
+def add_common_args(parser: argparse.ArgumentParser, *, paper: str, resumable: bool = False) -> None:
+    """Add ``--scale --out --seed --device --dtype --cache-dir --config --smoke --threads`` to ``parser``,
+    and ``--fresh`` for a reproduction that resumes finished pieces (``resumable=True``)."""
     group = parser.add_argument_group("common reproduction options")
     group.add_argument("--scale", choices=SCALES, default="tiny", help="experiment scale (default: tiny)")
     group.add_argument(
@@ -104,6 +106,12 @@ def add_common_args(parser: argparse.ArgumentParser, *, paper: str) -> None:
         help=f"TOML config overriding reproduce/configs/{paper}/<scale>.toml",
     )
     group.add_argument("--smoke", action="store_true", help="tiny sizes, for tests only")
+    if resumable:
+        group.add_argument(
+            "--fresh",
+            action="store_true",
+            help="recompute every piece instead of resuming the finished pieces an earlier run saved",
+        )
     group.add_argument(
         "--threads",
         type=int,
@@ -140,6 +148,7 @@ def parse_common(args: argparse.Namespace, *, paper: str) -> CommonArgs:
         cache_dir=resolve_cache_dir(args.cache_dir),
         config=config,
         smoke=bool(args.smoke),
+        fresh=bool(getattr(args, "fresh", False)),
         threads=getattr(args, "threads", None),
     )
 

@@ -118,6 +118,23 @@ class SystemRun:
     word_share: np.ndarray | None = None
 
 
+def _encode_run(run: SystemRun) -> dict[str, Any]:
+    return {
+        "outputs": run.outputs,
+        "correct": run.correct.tolist(),
+        "token_share": None if run.token_share is None else run.token_share.tolist(),
+        "word_share": None if run.word_share is None else run.word_share.tolist(),
+    }
+
+
+def _decode_run(data: Mapping[str, Any]) -> SystemRun:
+    def arr(v: Any) -> np.ndarray | None:
+        return None if v is None else np.array(v, dtype=float)  # a saved null (NaN) becomes NaN again
+
+    correct = np.array(data["correct"], dtype=float)
+    return SystemRun(list(data["outputs"]), correct, arr(data["token_share"]), arr(data["word_share"]))
+
+
 def run_single(
     model_tok: Loaded, items: Sequence[TaskItem], *, chat: bool, cfg: ReproduceConfig, judge=None
 ) -> SystemRun:
@@ -517,10 +534,38 @@ def run(
     cache_dir: str | Path | None = None,
     device: str = "cpu",
     dtype: str = "auto",
+    resume: bool = True,
 ) -> Path:
-    """Run the whole reproduction and write tables, figures, claims.json, manifest.json and REPORT.md."""
-    from reprokit.results import Claim, RunOutput, Table
+    """Run the whole reproduction and write tables, figures, claims.json, manifest.json and REPORT.md.
+
+    Every system's outputs on every task are saved as they finish (`reprokit.results.ResumeStore` in the
+    cache folder), so an interrupted paper-scale run picks up where it stopped; `resume=False` (the
+    `--fresh` flag) recomputes everything.
+    """
+    import functools
+
+    import transformers
+
+    import nudging
+    import reprokit
+    from reprokit.cli import resolve_cache_dir
+    from reprokit.results import Claim, ResumeStore, RunOutput, Table, code_fingerprint
     from reprokit.seed import set_seed
+
+    store = ResumeStore(resolve_cache_dir(cache_dir) / "runs" / "nudging", enabled=resume)
+    run_id = {  # everything the saved outputs depend on besides the piece itself
+        "config": dataclasses.asdict(cfg),
+        "seed": seed,
+        "device": device,
+        "dtype": dtype,
+        "code": code_fingerprint(nudging, reprokit),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+    def stored(piece: dict[str, Any], compute: Any) -> SystemRun:
+        """One system on one task, loaded if an earlier run with the same settings finished it."""
+        return store.fetch_or_run({**run_id, **piece}, compute, encode=_encode_run, decode=_decode_run)
 
     set_seed(seed)
     out = RunOutput(
@@ -565,22 +610,23 @@ def run(
                 "nudging": {},
             }
             for t, items in tasks.items():
-                runs["base"][t] = run_single(fam.base, items, chat=False, cfg=cfg, judge=judge)
-                runs["small_aligned"][t] = run_single(
-                    fam.small_aligned, items, chat=True, cfg=cfg, judge=judge
-                )
-                runs["large_aligned"][t] = run_single(
-                    fam.large_aligned, items, chat=True, cfg=cfg, judge=judge
-                )
-                runs["nudging"][t] = run_nudging(
-                    fam.base,
-                    fam.small_aligned,
-                    items,
-                    gamma=fam.gamma,
-                    cfg=cfg,
-                    desc=f"{fam.name} {t}",
-                    judge=judge,
-                )
+                piece = {"table": "table1", "family": fam.name, "task": t}
+                for system, model, chat in (
+                    ("base", fam.base, False),
+                    ("small_aligned", fam.small_aligned, True),
+                    ("large_aligned", fam.large_aligned, True),
+                ):
+                    runs[system][t] = stored(
+                        {**piece, "system": system},
+                        functools.partial(run_single, model, items, chat=chat, cfg=cfg, judge=judge),
+                    )
+                runs["nudging"][t] = stored(
+                    {**piece, "system": "nudging", "gamma": fam.gamma},
+                    functools.partial(
+                        run_nudging, fam.base, fam.small_aligned, items, gamma=fam.gamma, cfg=cfg,
+                        desc=f"{fam.name} {t}", judge=judge,
+                    ),
+                )  # fmt: skip
             w, lg = accuracy_rows(fam.name, runs, task_names, cfg, seed)
             wide += w
             long += lg
@@ -624,15 +670,13 @@ def run(
         for base_fam, nudge_fam in cross_pairs:
             row: dict[str, Any] = {"base": base_fam.name, "nudger": nudge_fam.name}
             for t in cross_tasks:
-                r = run_nudging(
-                    base_fam.base,
-                    nudge_fam.small_aligned,
-                    tasks[t],
-                    gamma=base_fam.gamma,
-                    cfg=cfg,
-                    desc=f"{base_fam.name}+{nudge_fam.name} {t}",
-                    judge=judge,
-                )
+                r = stored(
+                    {"table": "cross", "base": base_fam.name, "nudger": nudge_fam.name, "task": t},
+                    functools.partial(
+                        run_nudging, base_fam.base, nudge_fam.small_aligned, tasks[t], gamma=base_fam.gamma,
+                        cfg=cfg, desc=f"{base_fam.name}+{nudge_fam.name} {t}", judge=judge,
+                    ),
+                )  # fmt: skip
                 row[f"{t}_base"] = 100 * float(runs_by_family[base_fam.name]["base"][t].correct.mean())
                 row[f"{t}_nudger"] = 100 * float(
                     runs_by_family[nudge_fam.name]["small_aligned"][t].correct.mean()
@@ -686,15 +730,13 @@ def run(
         for g in cfg.sweep_gammas:
             accs, shares = [], []
             for t in sweep_tasks:
-                r = run_nudging(
-                    fam.base,
-                    fam.small_aligned,
-                    tasks[t][: cfg.sweep_n],
-                    gamma=g,
-                    cfg=cfg,
-                    desc=f"gamma {g} {t}",
-                    judge=judge,
-                )
+                r = stored(
+                    {"table": "gamma_sweep", "family": fam.name, "task": t, "gamma": g},
+                    functools.partial(
+                        run_nudging, fam.base, fam.small_aligned, tasks[t][: cfg.sweep_n], gamma=g,
+                        cfg=cfg, desc=f"gamma {g} {t}", judge=judge,
+                    ),
+                )  # fmt: skip
                 accs.append(r.correct.mean())
                 shares.append(r.token_share.mean())
             sweep_rows.append(
