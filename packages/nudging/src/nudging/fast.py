@@ -6,6 +6,10 @@ with the cached ids: the cache is cropped to the longest common prefix and only 
 are run through the model. So each model only processes text it has not seen, a word boundary that
 re-tokenizes differently (another tokenizer's words, merged tokens) is healed by cropping, and the
 result is exactly the reference implementation's (`nudging.reference`) for greedy decoding.
+
+The algorithm is written once, as `nudging_program`: a coroutine that yields `Query`s ("logits of this
+model after these ids") and never calls a model. `nudge_fast` answers the queries of one question with
+a `CachedLM` per model; `nudging.lockstep.nudge_batch` answers many questions' queries in batches.
 """
 
 from __future__ import annotations
