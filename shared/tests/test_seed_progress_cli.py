@@ -286,3 +286,25 @@ def test_fresh_flag_only_for_resumable_reproductions() -> None:
     resumable = argparse.ArgumentParser()
     add_common_args(resumable, paper="demo", resumable=True)
     assert parse_common(resumable.parse_args(["--fresh"]), paper="demo").fresh is True
+
+
+def test_config_from_dict_checks_keys_and_freezes_lists() -> None:
+    import dataclasses
+
+    from reprokit.cli import config_from_dict
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        a: int = 1
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        xs: tuple = ()
+        pairs: tuple = ()
+        inner: Inner = Inner()
+
+    cfg = config_from_dict(Outer, {"xs": [1, 2], "pairs": [[1, 2]]}, what="demo", inner=Inner(3))
+    assert cfg == Outer(xs=(1, 2), pairs=((1, 2),), inner=Inner(3))
+    hash(cfg)
+    with pytest.raises(ValueError, match=r"unknown demo config keys \['bad'\]; known: \['inner', 'pairs'"):
+        config_from_dict(Outer, {"bad": 1}, what="demo")

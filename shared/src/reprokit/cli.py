@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "DEVICE_PATTERN",
@@ -16,6 +18,7 @@ __all__ = [
     "SCALES",
     "CommonArgs",
     "add_common_args",
+    "config_from_dict",
     "default_config_path",
     "find_repo_root",
     "load_toml_config",
@@ -163,6 +166,26 @@ def load_toml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileNotFoundError(f"config file {p} not found; pass --config PATH or create it") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {p} is not valid TOML: {exc}") from exc
+
+
+C = TypeVar("C")
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def config_from_dict(cls: type[C], data: Mapping[str, Any], *, what: str, **built: Any) -> C:
+    """A dataclass config from a TOML table: unknown keys raise a ValueError naming the valid ones,
+    lists become tuples (configs are frozen and hashable), and `built` passes fields already converted
+    (sub-tables that are dataclasses themselves)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {what} config keys {unknown}; known: {sorted(names)}.")
+    return cls(**{k: _tuples(v) for k, v in data.items() if k not in built}, **built)
 
 
 def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:

@@ -512,7 +512,10 @@ class ResumeStore:
 
     def path(self, parts: Mapping[str, Any]) -> Path:
         """Where the piece described by `parts` is saved."""
-        text = json.dumps(to_jsonable(dict(parts)), sort_keys=True, allow_nan=False)
+        return self._path(to_jsonable(dict(parts)))
+
+    def _path(self, described: Any) -> Path:
+        text = json.dumps(described, sort_keys=True, allow_nan=False)
         return self.root / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
 
     def fetch_or_run(
@@ -525,7 +528,7 @@ class ResumeStore:
     ) -> Any:
         """The saved value of this piece if there is one, else `compute()` (then saved)."""
         described = to_jsonable(dict(parts))
-        path = self.path(parts)
+        path = self._path(described)
         if self.enabled and path.is_file():
             try:
                 saved = json.loads(path.read_text(encoding="utf-8"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +72,39 @@ class Setup:
     generator: torch.Generator | None
 
 
+def prepare_many(
+    base_model: PreTrainedModel,
+    base_tokenizer: PreTrainedTokenizerBase,
+    nudging_model: PreTrainedModel,
+    nudging_tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str | NudgingPrompt],
+    config: NudgingConfig | None,
+    *,
+    plain_nudger_prompt: bool,
+    allow_mixed_devices: bool,
+) -> list[Setup]:
+    """Validate the pair once and every prompt; resolve config, prompts, EOS ids and sampling generators.
+
+    Each question gets its own generator seeded with `config.seed`, so a batch samples exactly what the
+    questions would sample one by one.
+    """
+    config = config or NudgingConfig()
+    check_pair(
+        base_model, base_tokenizer, nudging_model, nudging_tokenizer, allow_mixed_devices=allow_mixed_devices
+    )
+    base_eos, nudge_eos = eos_ids(base_model, base_tokenizer), eos_ids(nudging_model, nudging_tokenizer)
+    return [
+        Setup(
+            config=config,
+            prompts=resolve_prompt(prompt, nudging_tokenizer, plain_nudger_prompt=plain_nudger_prompt),
+            base_eos=base_eos,
+            nudge_eos=nudge_eos,
+            generator=torch.Generator().manual_seed(config.seed) if config.do_sample else None,
+        )
+        for prompt in prompts
+    ]
+
+
 def prepare(
     base_model: PreTrainedModel,
     base_tokenizer: PreTrainedTokenizerBase,
@@ -82,15 +116,14 @@ def prepare(
     plain_nudger_prompt: bool,
     allow_mixed_devices: bool,
 ) -> Setup:
-    """Validate the pair and the prompt, and resolve config, prompts, EOS ids and the sampling generator."""
-    config = config or NudgingConfig()
-    check_pair(
-        base_model, base_tokenizer, nudging_model, nudging_tokenizer, allow_mixed_devices=allow_mixed_devices
-    )
-    return Setup(
-        config=config,
-        prompts=resolve_prompt(prompt, nudging_tokenizer, plain_nudger_prompt=plain_nudger_prompt),
-        base_eos=eos_ids(base_model, base_tokenizer),
-        nudge_eos=eos_ids(nudging_model, nudging_tokenizer),
-        generator=torch.Generator().manual_seed(config.seed) if config.do_sample else None,
-    )
+    """`prepare_many` for one question."""
+    return prepare_many(
+        base_model,
+        base_tokenizer,
+        nudging_model,
+        nudging_tokenizer,
+        [prompt],
+        config,
+        plain_nudger_prompt=plain_nudger_prompt,
+        allow_mixed_devices=allow_mixed_devices,
+    )[0]

@@ -39,6 +39,13 @@ def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> froze
     return frozenset(ids)
 
 
+def pad_id(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id that fills batch padding: the tokenizer's pad token, else the smallest EOS id."""
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    return min(eos_ids(model, tokenizer))
+
+
 def encode(tokenizer: PreTrainedTokenizerBase, text: str, *, add_special_tokens: bool) -> list[int]:
     """Token ids of `text` (the canonical tokenization every call agrees on)."""
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])

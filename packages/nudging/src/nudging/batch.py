@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nudging._lm import eos_ids, input_device
+from nudging._lm import eos_ids, input_device, pad_id
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def generate_texts(
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError("max_new_tokens and batch_size must be >= 1")
     eos = sorted(eos_ids(model, tokenizer))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+    pad = pad_id(model, tokenizer)
     device = input_device(model)
     out: list[str] = []
     for start in range(0, len(prompts), batch_size):

@@ -32,6 +32,8 @@ from nudging.words import count_words, is_repeated_nudge, join_words, split_word
 
 logger = logging.getLogger(__name__)
 
+Logits = dict[int, torch.Tensor]  # position p -> next-token logits after ids[: p + 1]
+
 
 def _lcp(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
@@ -41,6 +43,30 @@ def _lcp(a: list[int], b: list[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def plan_sync(
+    ids: list[int], memo: Logits, target: list[int], need: Iterable[int]
+) -> tuple[set[int], int | None]:
+    """(positions whose logits are wanted, first position to recompute or None if all are at hand).
+
+    Shared by `CachedLM` and the batched cache: the cache holds `ids` and the logits in `memo`; what it
+    must recompute starts where `target` leaves the cached ids or at the first wanted position missing.
+    """
+    if not target:
+        raise ValueError("cannot sync a model to an empty token sequence")
+    wanted = {*need, len(target) - 1}
+    n = _lcp(ids, target)
+    missing = [p for p in wanted if p >= n or p not in memo]
+    return wanted, (min(n, *missing) if missing else None)
+
+
+def answer_from(memo: Logits, wanted: set[int]) -> tuple[Logits, Logits]:
+    """(the logits at `wanted`, the memo without logits no later call can ask for once it is large)."""
+    if len(memo) > 4 * len(wanted) + 32:
+        low = min(wanted)
+        memo = {p: v for p, v in memo.items() if p >= low}
+    return {p: memo[p] for p in wanted}, memo
 
 
 class CachedLM:
@@ -56,7 +82,7 @@ class CachedLM:
         self.device = input_device(model)
         self.ids: list[int] = []
         self.cache = growable_cache(model)
-        self.logits: dict[int, torch.Tensor] = {}  # position -> logits of the next token after ids[: p + 1]
+        self.logits: Logits = {}
         self.forward_calls = 0
         self.forward_tokens = 0
 
@@ -72,14 +98,8 @@ class CachedLM:
     @torch.no_grad()
     def sync(self, target: list[int], need: Iterable[int] = ()) -> dict[int, torch.Tensor]:
         """Make the cache start with `target`; return next-token logits at `need` and the last position."""
-        if not target:
-            raise ValueError("cannot sync a model to an empty token sequence")
-        last = len(target) - 1
-        wanted = {*need, last}
-        n = _lcp(self.ids, target)
-        missing = [p for p in wanted if p >= n or p not in self.logits]
-        if missing:
-            start = min(n, *missing)
+        wanted, start = plan_sync(self.ids, self.logits, target, need)
+        if start is not None:
             self._crop(start)
             new = target[start:]
             keep = len(target) - min(p for p in wanted if p >= start)
@@ -97,10 +117,8 @@ class CachedLM:
             for p in wanted:
                 if p >= start:
                     self.logits[p] = rows[p - first]
-        low = min(wanted)
-        if len(self.logits) > 4 * len(wanted) + 32:  # forget logits no later call can ask for
-            self.logits = {p: v for p, v in self.logits.items() if p >= low}
-        return {p: self.logits[p] for p in wanted}
+        answer, self.logits = answer_from(self.logits, wanted)
+        return answer
 
     def next_logits(self, target: list[int]) -> torch.Tensor:
         """Logits of the next token after `target` (computed only for what the cache lacks)."""
@@ -120,7 +138,6 @@ class Query:
     need: tuple[int, ...] = ()
 
 
-Logits = dict[int, torch.Tensor]
 Program = Generator[Query, Logits, NudgeResult]
 
 
@@ -176,7 +193,7 @@ def nudging_program(
         rounds += 1
         # The nudging model's look-ahead (its cache catches up on the base model's text first; tokens
         # it drafted last round and the base model then wrote are reused, not recomputed).
-        context = la_context = encode(nudging_tokenizer, prompts.nudger + text, add_special_tokens=False)
+        context = encode(nudging_tokenizer, prompts.nudger + text, add_special_tokens=False)
         la_ids: list[int] = []
         la_stopped = False
 
@@ -217,7 +234,7 @@ def nudging_program(
                         break
                 kc += 1
         if la_stopped:
-            la_text = "".join(token_texts(nudging_tokenizer, context, la_ids))
+            la_text = join_words(lead, words)  # the whole look-ahead, up to its EOS
             text += la_text
             segments.append(Segment(la_text, "nudger"))
             stop = "nudging_model_stop"
@@ -264,7 +281,7 @@ def nudging_program(
         # used for as long as the base model writes the same tokens (the output does not change).
         spec: list[int] | None = None
         if config.verify_lookahead:
-            rest = "".join(token_texts(nudging_tokenizer, la_context, la_ids))[len(nudge) :]
+            rest = join_words(lead, words)[len(nudge) :]  # the look-ahead after the nudge
             if rest:
                 spec = base_ids(text + rest)
         budget = max(1, config.max_new_tokens - base_len(text))

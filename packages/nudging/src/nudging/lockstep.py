@@ -23,10 +23,10 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nudging._cache import GrowableLayer, growable_cache, is_full_attention
-from nudging._checks import prepare
-from nudging._lm import eos_ids, input_device
+from nudging._checks import prepare_many
+from nudging._lm import input_device, pad_id
 from nudging.config import NudgingConfig
-from nudging.fast import Logits, Program, Query, _lcp, nudge_fast, nudging_program
+from nudging.fast import Logits, Program, Query, answer_from, nudge_fast, nudging_program, plan_sync
 from nudging.prompts import NudgingPrompt
 from nudging.result import NudgeResult
 
@@ -58,7 +58,6 @@ class BatchedCachedLM:
         self.pad_id = pad_id
         self.cache = growable_cache(model)
         self.mask = torch.zeros((n_rows, 0), dtype=torch.long, device=self.device)
-        self.forward_calls = 0
 
     @property
     def width(self) -> int:
@@ -101,14 +100,10 @@ class BatchedCachedLM:
         plans: dict[int, tuple[int, list[int], set[int]]] = {}
         wanted_of: dict[int, set[int]] = {}
         for row, (target, need) in queries.items():
-            if not target:
-                raise ValueError("cannot sync a model to an empty token sequence")
             r = self.rows[row]
-            wanted = wanted_of[row] = {*need, len(target) - 1}
-            n = _lcp(r.ids, target)
-            missing = [p for p in wanted if p >= n or p not in r.logits]
-            if missing:
-                start = min(n, *missing)
+            wanted, start = plan_sync(r.ids, r.logits, target, need)
+            wanted_of[row] = wanted
+            if start is not None:
                 self._hide(row, start)
                 plans[row] = (start, target[start:], wanted)
         if plans:
@@ -119,10 +114,7 @@ class BatchedCachedLM:
         out: dict[int, Logits] = {}
         for row, wanted in wanted_of.items():
             r = self.rows[row]
-            low = min(wanted)
-            if len(r.logits) > 4 * len(wanted) + 32:  # forget logits no later call can ask for
-                r.logits = {p: v for p, v in r.logits.items() if p >= low}
-            out[row] = {p: r.logits[p] for p in wanted}
+            out[row], r.logits = answer_from(r.logits, wanted)
         return out
 
     def _forward(self, plans: dict[int, tuple[int, list[int], set[int]]]) -> None:
@@ -151,7 +143,6 @@ class BatchedCachedLM:
             logits_to_keep=torch.tensor(offsets, device=self.device),
         )
         self.cache = out.cache
-        self.forward_calls += 1
         where = {o: i for i, o in enumerate(offsets)}
         for row, (start, new, wanted) in plans.items():
             r = self.rows[row]
@@ -162,12 +153,6 @@ class BatchedCachedLM:
             for p in wanted:
                 if p >= start:
                     r.logits[p] = out.logits[row, where[p - start]].clone()
-
-
-def _pad_id(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
-    if tokenizer.pad_token_id is not None:
-        return int(tokenizer.pad_token_id)
-    return min(eos_ids(model, tokenizer))
 
 
 def nudge_batch(
@@ -200,19 +185,16 @@ def nudge_batch(
         if not allowed_none and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     items = list(prompts)
-    setups = [
-        prepare(
-            base_model,
-            base_tokenizer,
-            nudging_model,
-            nudging_tokenizer,
-            p,
-            config,
-            plain_nudger_prompt=plain_nudger_prompt,
-            allow_mixed_devices=allow_mixed_devices,
-        )
-        for p in items
-    ]  # every prompt is validated before any decoding starts
+    setups = prepare_many(  # every prompt is validated before any decoding starts
+        base_model,
+        base_tokenizer,
+        nudging_model,
+        nudging_tokenizer,
+        items,
+        config,
+        plain_nudger_prompt=plain_nudger_prompt,
+        allow_mixed_devices=allow_mixed_devices,
+    )
     results: list[NudgeResult | None] = [None] * len(items)
     if not (is_full_attention(base_model) and is_full_attention(nudging_model)):
         logger.info("nudge_batch: a model uses sliding-window attention; decoding streams one by one")
@@ -226,8 +208,8 @@ def nudge_batch(
         return results  # type: ignore[return-value]
     n_rows = min(batch_size, len(items))
     lms = {
-        "base": BatchedCachedLM(base_model, n_rows, _pad_id(base_model, base_tokenizer)),
-        "nudger": BatchedCachedLM(nudging_model, n_rows, _pad_id(nudging_model, nudging_tokenizer)),
+        "base": BatchedCachedLM(base_model, n_rows, pad_id(base_model, base_tokenizer)),
+        "nudger": BatchedCachedLM(nudging_model, n_rows, pad_id(nudging_model, nudging_tokenizer)),
     }
     queue = iter(range(len(items)))
     streams: dict[int, tuple[int, Program]] = {}  # row -> (prompt index, program)

@@ -79,32 +79,28 @@ class ReproduceConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ReproduceConfig:
-        """Build from a TOML dict (unknown keys are errors)."""
-        raw = dict(raw)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {sorted(known)}")
-        if "tiny" in raw:
-            t = dict(raw["tiny"])
-            if "families" in t:
-                t["families"] = tuple(FamilySpec(**f) for f in t["families"])
-            from reprokit.zoo import TrainConfig
+        """Build from a TOML dict (unknown keys are errors, at every level)."""
+        from reprokit.cli import config_from_dict
+        from reprokit.zoo import TrainConfig
 
+        raw = dict(raw)
+        built: dict[str, Any] = {}
+        if "tiny" in raw:
+            t = dict(raw.pop("tiny"))
+            nested: dict[str, Any] = {}
+            if "families" in t:
+                nested["families"] = tuple(
+                    config_from_dict(FamilySpec, f, what="tiny family") for f in t.pop("families")
+                )
             for key in ("large_pretrain", "small_pretrain", "finetune"):
                 if key in t:
-                    t[key] = TrainConfig(**t[key])
-            if "fact_attributes" in t:
-                t["fact_attributes"] = tuple(t["fact_attributes"])
-            raw["tiny"] = TinyConfig(**t)
+                    nested[key] = config_from_dict(TrainConfig, t.pop(key), what=f"tiny {key}")
+            built["tiny"] = config_from_dict(TinyConfig, t, what="tiny", **nested)
         if "paper_families" in raw:
-            raw["paper_families"] = tuple(PaperModels(**f) for f in raw["paper_families"])
-        for key in ("tasks", "cross_tasks", "sweep_gammas", "sweep_tasks", "paper_tasks"):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        if "paper_cross" in raw:
-            raw["paper_cross"] = tuple(tuple(p) for p in raw["paper_cross"])
-        return cls(**raw)
+            built["paper_families"] = tuple(
+                config_from_dict(PaperModels, f, what="paper family") for f in raw.pop("paper_families")
+            )
+        return config_from_dict(cls, raw, what="nudging", **built)
 
 
 # ------------------------------------------------------------------------------------------ evaluation

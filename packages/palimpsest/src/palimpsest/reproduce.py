@@ -20,7 +20,8 @@ from palimpsest.ngram import NGramIndex, ngram_test
 from palimpsest.query import QueryResult, query_test_from_losses
 from palimpsest.reshuffle import ReshuffleScores, score_candidates
 from palimpsest.suspects import adjust_suspects
-from palimpsest.tiny import TinyConfig, TinySetup, _tuples
+from palimpsest.tiny import TinyConfig, TinySetup
+from reprokit.cli import config_from_dict
 from reprokit.progress import progress
 from reprokit.results import Claim, RunOutput, Table, new_figure
 from reprokit.stats import binomial_ci, ks_uniform_test, log10_p_to_str
@@ -55,11 +56,7 @@ class ReproduceConfig:
         """From a TOML table; the `[tiny]` sub-table becomes the `TinyConfig`."""
         data = dict(data)
         tiny = TinyConfig.from_dict(data.pop("tiny", {}))
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown palimpsest config keys {unknown}; known: {sorted(names)}.")
-        return cls(tiny=tiny, **{k: _tuples(v) for k, v in data.items()})
+        return config_from_dict(cls, data, what="palimpsest", tiny=tiny)
 
 
 # The paper's published numbers (from the brief, /shared/papers/palimpsest.md), shown beside ours.
@@ -593,11 +590,7 @@ class PaperConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PaperConfig:
         """From the `[paper]` TOML table."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown paper config keys {unknown}; known: {sorted(names)}.")
-        return cls(**{k: _tuples(v) for k, v in data.items()})
+        return config_from_dict(cls, data, what="paper")
 
 
 def run_paper(pc: PaperConfig, out: RunOutput, *, device: str = "auto", dtype: str = "auto") -> RunOutput:

@@ -33,6 +33,7 @@ from palimpsest.query import QueryConfig, example_losses
 from palimpsest.reshuffle import retrain_last_phase
 from palimpsest.sampling import Samples, sample_texts
 from palimpsest.transcript import Transcript
+from reprokit.cli import config_from_dict
 from reprokit.results import atomic_directory, atomic_write_bytes, atomic_write_json
 from reprokit.seed import derive_seed
 from reprokit.tokenizer import train_tokenizer
@@ -42,12 +43,6 @@ from reprokit.zoo import Example, TrainConfig, TrainedModel, encode_chats, encod
 logger = logging.getLogger(__name__)
 
 __all__ = ["TinyConfig", "TinySetup"]
-
-
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -98,11 +93,7 @@ class TinyConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TinyConfig:
         """Build from a TOML table (lists become tuples); unknown keys raise."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown TinyConfig keys {unknown}; known: {sorted(names)}.")
-        return cls(**{k: _tuples(v) for k, v in data.items()})
+        return config_from_dict(cls, data, what="TinyConfig")
 
 
 class TinySetup:
