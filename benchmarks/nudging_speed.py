@@ -49,8 +49,8 @@ import time
 import torch
 
 from nudging import NudgingConfig, NudgingPrompt, build_prompts, nudge_fast, nudge_reference
-from nudging.batch import generate_texts
 from nudging.lockstep import nudge_batch
+from reprokit.generation import generate_texts
 from reprokit.tokenizer import train_tokenizer
 from reprokit.world import SYSTEM_PROMPT, WorldConfig, encyclopedia_documents, make_world
 from reprokit.zoo import Recipe, TrainConfig, count_parameters, encode_chats, encode_texts, train_cached
@@ -114,8 +114,7 @@ def build_models(cache_dir: str | None = None):
         small, tok, encode_chats(tok, chats, max_length=320),
         TrainConfig(epochs=2.0, batch_size=8, lr=2e-3, seed=2), name="nudgebench-nudger", cache_dir=cache_dir,
     )  # fmt: skip
-    (b, btok), (n, ntok) = base.load(), nudger.load()
-    return b, btok, n, ntok, questions
+    return base.load(), nudger.load(), questions
 
 
 def measure(
@@ -126,10 +125,12 @@ def measure(
     repeats: int,
     batch_sizes: tuple[int, ...] = (),
 ) -> None:
-    base, btok, small, stok = models
-    args = (base, btok, small, stok)
+    base, small = models
+    args = (base, small)
+    btok = base.tokenizer
     print(
-        f"\n[{label}] base {count_parameters(base) / 1e6:.1f}M + nudger {count_parameters(small) / 1e6:.2f}M "
+        f"\n[{label}] base {count_parameters(base.model) / 1e6:.1f}M + nudger "
+        f"{count_parameters(small.model) / 1e6:.2f}M "
         f"params, {len(prompts)} prompts, gamma {cfg.gamma}, max_new_tokens {cfg.max_new_tokens}"
     )
     lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
@@ -147,7 +148,7 @@ def measure(
         for _ in range(repeats):
             t0 = time.perf_counter()  # base alone, same prompt, as many tokens as the nudged answer
             generate_texts(
-                base, btok, [p.base], max_new_tokens=max(1, fast_r.n_tokens), batch_size=1, stop_at_eos=False
+                base, [p.base], max_new_tokens=max(1, fast_r.n_tokens), batch_size=1, stop_at_eos=False
             )
             t["base"] += (time.perf_counter() - t0) / repeats
         t0 = time.perf_counter()
@@ -220,8 +221,8 @@ def measure_batched(
     The base alone decodes every row of a batch for as many steps as the batch's longest nudged answer
     (what batched generation of fixed-length answers costs), and its throughput counts all those tokens.
     """
-    base, btok, small, stok = models
-    args = (base, btok, small, stok)
+    base, small = models
+    args = (base, small)
     tokens = sum(r.n_tokens for r in single)
     lengths = [r.n_tokens for r in single]
     lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
@@ -237,7 +238,7 @@ def measure_batched(
         for i in range(0, len(prompts), size):
             longest = max(lengths[i : i + size])
             group = [p.base for p in prompts[i : i + size]]
-            generate_texts(base, btok, group, max_new_tokens=longest, batch_size=size, stop_at_eos=False)
+            generate_texts(base, group, max_new_tokens=longest, batch_size=size, stop_at_eos=False)
             base_tokens += longest * len(group)
         t_base = time.perf_counter() - t0
         t_off, res = row["official"]
@@ -277,29 +278,31 @@ def main() -> None:
     )
     args = parser.parse_args()
     t0 = time.perf_counter()
-    base, btok, small, stok, questions = build_models(args.cache_dir)  # trains on all cores (first run)
+    base, small, questions = build_models(args.cache_dir)  # trains on all cores (first run)
     dtype = getattr(torch, args.dtype)
-    base, small = base.to(args.device, dtype), small.to(args.device, dtype)
+    base.model.to(args.device, dtype)
+    small.model.to(args.device, dtype)
     torch.set_num_threads(max(1, args.threads))  # measures on one thread: stable timings
     print(
         f"models ready in {time.perf_counter() - t0:.0f}s; device {args.device}, {args.dtype}, "
         f"torch threads {args.threads}"
     )
-    prompts = [build_prompts(q, stok) for q in questions[: args.n]]
+    prompts = [build_prompts(q, small.tokenizer) for q in questions[: args.n]]
     cfg = NudgingConfig(gamma=args.gamma, max_new_tokens=256)
     sizes = tuple(int(b) for b in args.batch_sizes.split(",") if b.strip())
-    measure("long answers", prompts, (base, btok, small, stok), cfg, args.repeats, sizes)
+    measure("long answers", prompts, (base, small), cfg, args.repeats, sizes)
     if args.tiny:
         from nudging.tiny import TinyConfig, build_tiny
 
         data, families = build_tiny(TinyConfig(), cache_dir=args.cache_dir)
         fam = families[0]
-        (tb, ttok), (ts, tstok) = fam.load("base"), fam.load("small_aligned")
-        tb, ts = tb.to(args.device, dtype), ts.to(args.device, dtype)
+        tb, ts = fam.load("base"), fam.load("small_aligned")
+        tb.model.to(args.device, dtype)
+        ts.model.to(args.device, dtype)
         items = [i for t in ("arithmetic", "coin_flip") for i in data.tasks[t][: args.n // 2]]
-        tiny_prompts = [build_prompts(i.question, tstok) for i in items]
+        tiny_prompts = [build_prompts(i.question, ts.tokenizer) for i in items]
         tiny_cfg = NudgingConfig(gamma=0.3, max_new_tokens=128)
-        measure("tiny tasks", tiny_prompts, (tb, ttok, ts, tstok), tiny_cfg, args.repeats)
+        measure("tiny tasks", tiny_prompts, (tb, ts), tiny_cfg, args.repeats)
 
 
 if __name__ == "__main__":

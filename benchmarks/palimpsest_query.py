@@ -15,6 +15,7 @@ from _common import bare_forward, compare, corpus_and_tokenizer, padded_batches
 
 from palimpsest import NGramIndex, QueryConfig, Transcript, query_test
 from reprokit import zoo
+from reprokit.lm import LanguageModel
 
 N_EXAMPLES = 512
 BATCH = 32
@@ -36,7 +37,7 @@ def main() -> None:
     config = QueryConfig(batch_size=BATCH)
 
     def ours() -> None:
-        query_test(transcript, (model, tokenizer), config=config)
+        query_test(transcript, LanguageModel(model, tokenizer), config=config)
 
     t_bare, t_ours = compare(bare, ours, repeats=5)
     print(f"bare forward : {N_EXAMPLES / t_bare:9.1f} examples/s")

@@ -1,8 +1,12 @@
-"""One version for all packages; every paper package pins reprokit exactly and never imports another."""
+"""One version for all packages; every paper package pins reprokit exactly and never imports another;
+reprokit imports no paper package."""
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -41,20 +45,64 @@ def test_paper_packages_pin_reprokit_exactly(path):
     )
 
 
+def _called_name(call: ast.Call) -> str | None:
+    return getattr(call.func, "attr", getattr(call.func, "id", None))
+
+
+def _imported_modules(source: Path) -> list[str]:
+    """Every absolute module name `source` imports, at any depth (also inside functions), and every
+    constant passed to ``importlib.import_module`` / ``__import__``."""
+    names = []
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+        elif isinstance(node, ast.Call) and _called_name(node) in ("import_module", "__import__"):
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                names.append(first.value)
+    return names
+
+
 @pytest.mark.parametrize("path", PYPROJECTS[1:], ids=lambda p: p.parent.name)
 def test_paper_packages_never_import_each_other(path):
     own = _project(path)["name"].replace("-", "_")
     for source in (path.parent / "src").rglob("*.py"):
-        tree = ast.parse(source.read_text())
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            for name in names:
-                top = name.split(".")[0]
-                assert top == own or top not in PAPER_IMPORTS, f"{source} imports {name}"
+        for name in _imported_modules(source):
+            top = name.split(".")[0]
+            assert top == own or top not in PAPER_IMPORTS, f"{source} imports {name}"
+
+
+def test_reprokit_sources_import_no_paper_package():
+    sources = sorted((ROOT / "shared" / "src" / "reprokit").rglob("*.py"))
+    assert len(sources) > 10
+    for source in sources:
+        for name in _imported_modules(source):
+            assert name.split(".")[0] not in PAPER_IMPORTS, f"{source.relative_to(ROOT)} imports {name}"
+
+
+def test_importing_every_reprokit_module_loads_no_paper_package():
+    """Import all of reprokit in a fresh interpreter: no paper package may come along (reprokit finds
+    papers through entry points only when a run asks for one)."""
+    script = """
+import importlib, json, pkgutil, sys
+import reprokit
+names = [m.name for m in pkgutil.walk_packages(reprokit.__path__, "reprokit.")
+         if not m.name.endswith("__main__")]
+for name in names:
+    importlib.import_module(name)
+print(json.dumps({"modules": names, "loaded": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"reprokit.results.claims", "reprokit.stats.intervals", "reprokit.world.core"} <= set(
+        report["modules"]
+    )
+    assert not PAPER_IMPORTS & set(report["loaded"]), report["loaded"]
 
 
 def test_no_unsafe_loading_in_shipped_code():

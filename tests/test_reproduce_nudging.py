@@ -1,4 +1,5 @@
-"""Smoke run of reproduce/nudging.py: every table, figure and claims.json is written."""
+"""reproduce/nudging.py through the shared runner: the smoke config end to end, resume, bad configs and
+a bad --out (exit 2, one line, nothing written)."""
 
 from __future__ import annotations
 
@@ -8,46 +9,127 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("table_knowledge", "table1", "table1_ci", "table_cross_family", "table_uncertainty")
 
 
-def _smoke(out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "REPROKIT_QUIET": "1"}
-    argv = [sys.executable, str(ROOT / "reproduce" / "nudging.py"), "--smoke", "--out", str(out)]
-    return subprocess.run(
-        [*argv, "--cache-dir", str(cache), *extra],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+def _run(*args: str, cache: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "REPROKIT_QUIET": "1", **env_vars}
+    argv = [sys.executable, str(ROOT / "reproduce" / "nudging.py"), *args, "--cache-dir", str(cache)]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _pieces_by_seed(cache: Path) -> dict[int, int]:
+    """How many finished system/task pieces the resume store holds per seed."""
+    counts: dict[int, int] = {}
+    for path in (cache / "runs" / "nudging").glob("*.json"):
+        seed = json.loads(path.read_text())["parts"]["seed"]
+        counts[seed] = counts.get(seed, 0) + 1
+    return counts
 
 
 def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    proc = _smoke(out, tmp_path / "cache")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    proc = _run("--smoke", "--out", str(out), cache=cache)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed" not in proc.stderr
-    for name in ("table1", "table1_ci", "table_cross_family", "table_uncertainty", "figure_gamma_sweep"):
+    for name in (*TABLES, "figure_gamma_sweep"):
         for ext in ("csv", "md", "tex"):
             assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext} missing"
+        assert (out / f"{name}_per_seed.csv").is_file(), f"{name}_per_seed.csv missing"
     for name in ("figure_uncertainty.png", "figure_gamma_sweep.png", "manifest.json", "REPORT.md"):
         assert (out / name).is_file(), name
-    claims = json.loads((out / "claims.json").read_text())
-    assert claims["n_total"] == len(claims["claims"]) > 0
-    assert all(isinstance(c["holds"], bool) for c in claims["claims"])
-    assert "Ours vs paper" in (out / "REPORT.md").read_text()
 
-    # A second run with the same settings resumes every finished piece and writes the same tables;
-    # --fresh recomputes them (same seed, same tables).
-    again = _smoke(tmp_path / "again", tmp_path / "cache")
+    # Two seeds (smoke.toml): the seed changes the world, so the seeds' tables differ; the mean table
+    # averages them.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["seeds"] == [0, 1]
+    per_seed = pd.read_csv(out / "table1_per_seed.csv")
+    assert sorted(per_seed["seed"].unique()) == [0, 1]
+    questions = pd.read_csv(out / "examples.csv").groupby("seed")["question"].apply(list)
+    assert questions[0] != questions[1]
+    mean = pd.read_csv(out / "table1.csv")
+    assert (mean["n_seeds"] == 2).all() and {"avg_lo", "avg_hi"} <= set(mean.columns)
+    nudging = per_seed[(per_seed.family == "llama") & (per_seed.model == "nudging")]["avg"]
+    averaged = mean.loc[(mean.family == "llama") & (mean.model == "nudging"), "avg"].item()
+    assert averaged == pytest.approx(nudging.mean())
+
+    # Item-level tables reach the claims and are saved, every seed stacked, but stay out of the report.
+    items = pd.read_csv(out / "table1_items.csv")
+    assert sorted(items["seed"].unique()) == [0, 1] and set(items["correct"]) <= {0.0, 1.0}
+    report = (out / "REPORT.md").read_text()
+    assert "### table1_items" not in report and "### examples" not in report and "Ours vs paper" in report
+
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims["n_total"] == len(claims["claims"]) == 15
+    for c in claims["claims"]:
+        assert isinstance(c["holds"], bool) and isinstance(c["holds_interval"], bool), c["id"]
+        low, high = c["interval"]
+        assert low <= high and c["method"] and c["source"], c["id"]
+        assert len(c["per_seed"]) == 2, c["id"]
+    methods = {c["id"]: c["method"] for c in claims["claims"]}
+    assert "paired bootstrap" in methods["llama_nudging_beats_small"]
+    assert "exact binomial" in methods["llama_uncertain_positions_are_few"]
+    assert "t over seeds" in methods["robust_gamma_0.2_0.5"]
+
+    # Every system/task piece is saved per seed; a second run resumes them all and writes the same
+    # tables; --fresh recomputes them (same seeds, same tables).
+    pieces = _pieces_by_seed(cache)
+    assert set(pieces) == {0, 1} and pieces[0] == pieces[1] > 0
+    again = _run("--smoke", "--out", str(tmp_path / "again"), cache=cache)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("resumed a finished piece") > 0
-    fresh = _smoke(tmp_path / "fresh", tmp_path / "cache", "--fresh")
+    assert again.stderr.count("resumed a finished piece") == sum(pieces.values())
+    fresh = _run("--smoke", "--out", str(tmp_path / "fresh"), "--fresh", cache=cache)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert "resumed" not in fresh.stderr
+    same = ("table1_per_seed.csv", "table_cross_family.csv", "figure_gamma_sweep.csv", "claims.json")
     for run in ("again", "fresh"):
-        for name in ("table1.csv", "table_cross_family.csv", "figure_gamma_sweep.csv", "claims.json"):
+        for name in same:
             assert (tmp_path / run / name).read_text() == (out / name).read_text(), (run, name)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[tiny]\nbogus = 1\n", "unknown config key(s) ['bogus'] in [tiny]; valid keys"),
+        ('[tiny.nudging]\ngamma = "high"\n', "'tiny.nudging.gamma' must be float, got 'high'"),
+        ("[tiny.setup]\nseed = 1\n", "unknown config key(s) ['seed'] in [tiny.setup]"),
+        ("[tiny.setup]\nfinetune = { seed = 3 }\n", "remove `seed` from finetune"),
+        ('[tiny]\ntasks = ["arithmetic", "gsm8k"]\n', "unknown task(s) ['gsm8k']"),
+        ('[tiny]\ncross_tasks = ["coin_flip"]\ntasks = ["arithmetic"]\n', "must be among tasks"),
+        ('[paper]\ncross = [["Gemma-2", "Mistral"]]\n', "names ['Mistral'], not among families"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    out = tmp_path / "out"
+    proc = _run("--config", str(config), "--out", str(out), cache=tmp_path / "cache")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reproduce/nudging.py: error:"), proc.stderr
+    assert message in lines[0]
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_out_under_a_file_fails_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = _run("--smoke", "--out", str(blocker / "out"), cache=tmp_path / "cache")
+    assert proc.returncode == 2
+    assert "is a file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_paper_scale_preflight_lists_every_missing_model_and_data_set(tmp_path: Path) -> None:
+    out, empty_hf_cache = tmp_path / "out", str(tmp_path / "hf")
+    proc = _run("--scale", "paper", "--out", str(out), cache=tmp_path / "cache", HF_HOME=empty_hf_cache)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("reproduce/nudging.py: error: 20 of 20 models/data sets")
+    needed = ("model meta-llama/Llama-2-70b-hf (Llama-2 base)", "model google/gemma-2-2b-it", "cais/mmlu")
+    assert all(n in error for n in needed), error
+    assert not out.exists()

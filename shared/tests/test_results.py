@@ -29,6 +29,7 @@ from reprokit.results import (
     new_figure,
     save_claims,
     save_figure,
+    tracked_packages,
     write_report,
 )
 
@@ -219,6 +220,119 @@ def test_save_claims(tmp_path: Path) -> None:
     assert data["claims"][1]["measured"] is None
 
 
+@pytest.mark.parametrize(
+    ("op", "bound", "interval", "holds", "holds_interval"),
+    [
+        (">", 0.0, (0.1, 0.9), True, True),
+        (">", 0.0, (-0.1, 0.9), True, False),  # the low end decides for > and >=
+        (">=", 0.1, (0.1, 0.9), True, True),
+        ("<", 1.0, (0.1, 0.9), True, True),
+        ("<", 0.8, (0.1, 0.9), True, False),  # the high end decides for < and <=
+        ("<=", 0.9, (0.1, 0.9), True, True),
+        ("==", 0.5, (0.5, 0.5), True, True),
+        ("==", 0.5, (0.4, 0.6), True, False),
+        (">", 0.0, (math.nan, math.nan), True, False),  # no interval could be estimated (one seed)
+    ],
+)
+def test_claim_interval_verdict(op, bound, interval, holds, holds_interval) -> None:
+    c = Claim.check("c", "s", 0.5, op, bound, interval=interval, source="Table 2", method="paired bootstrap")
+    assert (c.holds, c.holds_interval) == (holds, holds_interval)
+    d = c.to_dict()
+    assert d["source"] == "Table 2" and d["method"] == "paired bootstrap"
+    assert d["interval"] == (float(interval[0]), float(interval[1])) or math.isnan(interval[0])
+
+
+def test_claim_without_interval_and_defaults_keep_working() -> None:
+    c = Claim.check("c", "s", 0.5, ">", 0.0, paper_value="0.4", details="d")
+    assert (c.interval, c.holds_interval, c.per_seed, c.source, c.method) == (None, None, None, "", "")
+    positional = Claim("q", "qualitative", "collapse", "collapse", True, "yes", "details")
+    assert positional.paper_value == "yes" and positional.holds_interval is None
+    with pytest.raises(TypeError):
+        Claim("q", "s", 1.0, "> 0", True, None, "", (0.0, 1.0))  # type: ignore[misc]  # new args: keywords
+    with pytest.raises(ValueError, match="above high"):
+        Claim.check("c", "s", 0.5, ">", 0.0, interval=(0.9, 0.1))
+
+
+def test_claim_takes_a_confidence_interval_and_seeds() -> None:
+    from reprokit.stats import binomial_ci, seed_interval
+
+    ci = binomial_ci(45, 50)
+    c = Claim.check("rate", "most items pass", ci.estimate, ">", 0.75, interval=ci)
+    assert c.interval == (ci.low, ci.high) and c.method == "exact binomial" and c.holds_interval is True
+    seeds = [38.0, 36.0, 41.0]
+    s = Claim.across_seeds("gain", "gain over base", seeds, ">", 30.0, paper_value="+24.1", source="Table 1")
+    expected = seed_interval(seeds)
+    assert s.measured == pytest.approx(np.mean(seeds)) and s.interval == (expected.low, expected.high)
+    assert (s.per_seed, s.method, s.holds, s.holds_interval) == (
+        (38.0, 36.0, 41.0),
+        "t over seeds",
+        True,
+        True,
+    )
+    one = Claim.across_seeds("gain1", "one seed", [38.0], ">", 30.0)
+    assert one.holds and one.holds_interval is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/shared/papers/palimpsest.md",
+        "see shared/papers/palimpsest.md",
+        "../notes/paper.pdf",
+        "~/papers/nudging.txt",
+        "(/work/shared/handbook)",
+    ],
+)
+def test_claim_never_cites_a_file(text: str) -> None:
+    with pytest.raises(ValueError, match="cite the paper"):
+        Claim.check("c", "s", 1.0, ">", 0.0, paper_value=text)
+    with pytest.raises(ValueError, match="source cites"):
+        Claim.check("c", "s", 1.0, ">", 0.0, source=text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+15.4 / +14.6 / +9.5 (Llama-2 / Gemma-2 / OLMo)",
+        "0.39 / 0.30 / 0.21",
+        "robust for gamma in 0.2-0.5 (Fig. 7)",
+        "Section 4.2, Table 2",
+        "arXiv 2510.19796, https://arxiv.org/abs/2510.19796",
+        "p ~ 1e-43 / 1e-11 / 1e-2",
+    ],
+)
+def test_claim_paper_citations_that_are_fine(text: str) -> None:
+    assert Claim.check("c", "s", 1.0, ">", 0.0, paper_value=text, source=text).source == text
+
+
+def test_claims_markdown_shows_both_verdicts(tmp_path: Path) -> None:
+    from reprokit.results import claims_markdown
+
+    claims = [
+        Claim.check(
+            "a",
+            "x",
+            0.5,
+            ">",
+            0.0,
+            interval=(0.2, 0.8),
+            method="paired bootstrap",
+            source="Table 1",
+            paper_value="0.6",
+        ),
+        Claim.check("b", "y", 0.5, ">", 0.0, interval=(-0.2, 0.8), per_seed=[0.4, 0.6]),
+        Claim.check("c", "z", -1.0, ">", 0.0),
+    ]
+    md = claims_markdown(claims)
+    assert md.startswith("2 of 3 claims hold on the point estimate; 1 of 3 on the whole interval.\n")
+    assert "| a | x | 0.5 | [0.2, 0.8] (paired bootstrap) | > 0.0 | 0.6 (Table 1) | ✅ | ✅ |" in md
+    assert "| b | y | 0.5 (per seed: 0.4, 0.6) | [-0.2, 0.8] | > 0.0 | — | ✅ | ❌ |" in md
+    assert "| c | z | -1 | — | > 0.0 | — | ❌ | — |" in md
+    data = json.loads(save_claims(claims, tmp_path / "claims.json").read_text())
+    assert (data["n_holding"], data["n_holding_interval"], data["n_total"]) == (2, 1, 3)
+    assert data["claims"][1]["per_seed"] == [0.4, 0.6] and data["claims"][0]["interval"] == [0.2, 0.8]
+
+
 # ----------------------------------------------------------------------------------------- figures
 
 
@@ -249,7 +363,8 @@ def test_manifest_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert (m.git_sha, m.git_dirty) == (None, None)
     assert m.inputs["data"] == hash_file(tmp_path / "data.txt")
     assert m.inputs["given"] == "sha256:00"
-    assert set(m.packages) == set(TRACKED_PACKAGES)
+    assert set(m.packages) == set(tracked_packages())
+    assert set(TRACKED_PACKAGES) <= set(m.packages)
     assert m.packages["numpy"] == np.__version__
     assert m.packages["reprokit"] is not None
     assert m.started_at.endswith("+00:00")
@@ -262,6 +377,33 @@ def test_manifest_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert m.wall_time_s is not None and m.wall_time_s >= 0
     back = json.loads(m.save(tmp_path / "manifest.json").read_text())
     assert back["seed"] == 3 and back["config"] == {"n": 1} and "step" in back["timings"]
+
+
+def test_tracked_packages_discovers_what_depends_on_reprokit(tmp_path: Path, monkeypatch) -> None:
+    """Paper packages are found by their dependency on reprokit, never listed by name."""
+    import importlib.metadata
+
+    for name, requires in [
+        ("Fake_Paper", ["numpy>=1", "reprokit==0.1.0"]),
+        ("other-tool", ["numpy"]),
+        ("reprokit-ish", ["reprokitten>=1"]),
+    ]:
+        info = tmp_path / f"{name}-0.1.dist-info"
+        info.mkdir()
+        lines = ["Metadata-Version: 2.1", f"Name: {name}", "Version: 0.1"]
+        lines += [f"Requires-Dist: {r}" for r in requires]
+        (info / "METADATA").write_text("\n".join(lines) + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = tracked_packages()
+    assert found[0] == "reprokit" and found[-len(TRACKED_PACKAGES) + 1 :] == TRACKED_PACKAGES[1:]
+    assert "fake-paper" in found and "other-tool" not in found and "reprokit-ish" not in found
+    for paper in ("nudging", "palimpsest"):  # the real ones, where this environment has them
+        try:
+            importlib.metadata.version(paper)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        assert paper in found
+    assert not {"nudging", "palimpsest", "selective-amnesia", "efficientllm"} & set(TRACKED_PACKAGES)
 
 
 def test_manifest_without_git_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -316,8 +458,8 @@ def test_write_report(tmp_path: Path) -> None:
         notes="A note.",
     ).read_text()
     assert report.startswith("# Palimpsest tiny")
-    assert "## Claims" in report and "1 of 2 claims hold" in report
-    assert "| query_p | p below 1e-8 | 1e-12 | < 1e-08 | 1e-30 | ✅ |" in report
+    assert "## Claims" in report and "1 of 2 claims hold on the point estimate" in report
+    assert "| query_p | p below 1e-8 | 1e-12 | — | < 1e-08 | 1e-30 | ✅ | — |" in report
     assert "❌" in report and r"pipe \| in text" in report
     assert "## Ours vs paper" in report and "| rho 6.9B | 0.07 | 0.078 | tiny model |" in report
     assert "### table_1" in report and "Spearman rho per model_name" in report
@@ -343,7 +485,8 @@ def test_run_output_finish(tmp_path: Path) -> None:
     assert fig_path.name == "figure1.png" and fig_path.exists()
     assert json.loads((result_dir / "claims.json").read_text())["n_holding"] == 1
     claims_md = (result_dir / "claims.md").read_text()
-    assert claims_md.startswith("1 of 1 claims hold.") and "| c1 |" in claims_md
+    assert claims_md.startswith("1 of 1 claims hold on the point estimate; 0 of 1 on the whole interval.")
+    assert "| c1 |" in claims_md
     manifest = json.loads((result_dir / "manifest.json").read_text())
     assert manifest["config"] == {"k": 2} and manifest["wall_time_s"] >= 0 and "fit" in manifest["timings"]
     report = (result_dir / "REPORT.md").read_text()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from reprokit import zoo
+from reprokit.lm import LanguageModel
 from reprokit.scoring import score_texts, score_token_ids
 
 TEXTS = ["Item 3 is red.", "Item 44 is blue and weighs 9 kg. It was made in Oslo.", "Item", "Item 7 is red."]
@@ -21,18 +22,20 @@ def _sharp_model(arch: str, tokenizer):
     return model.eval()
 
 
+def _sharp_lm(arch: str, tokenizer) -> LanguageModel:
+    return LanguageModel(_sharp_model(arch, tokenizer), tokenizer)
+
+
 @pytest.mark.parametrize("arch", zoo.ARCHITECTURES)
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_batched_equals_one_by_one(tokenizer, arch, side):
-    model = _sharp_model(arch, tokenizer)
+    lm = _sharp_lm(arch, tokenizer)
     for prompts in (None, PROMPTS):
         single = [
-            score_texts(
-                model, tokenizer, [t], prompts=None if prompts is None else [prompts[i]]
-            ).token_logprobs[0]
+            score_texts(lm, [t], prompts=None if prompts is None else [prompts[i]]).token_logprobs[0]
             for i, t in enumerate(TEXTS)
         ]
-        batched = score_texts(model, tokenizer, TEXTS, prompts=prompts, batch_size=4, padding_side=side)
+        batched = score_texts(lm, TEXTS, prompts=prompts, batch_size=4, padding_side=side)
         for a, b in zip(batched.token_logprobs, single, strict=True):
             assert a.shape == b.shape
             np.testing.assert_allclose(a, b, atol=1e-4)
@@ -51,9 +54,9 @@ def test_padding_would_leak_without_the_mask(tokenizer):
 
 
 def test_prompt_is_excluded_and_sums_add_up(tokenizer):
-    model = _sharp_model("llama", tokenizer)
-    full = score_texts(model, tokenizer, ["Item 7 is red."])
-    cont = score_texts(model, tokenizer, [" is red."], prompts=["Item 7"])
+    lm = _sharp_lm("llama", tokenizer)
+    full = score_texts(lm, ["Item 7 is red."])
+    cont = score_texts(lm, [" is red."], prompts=["Item 7"])
     n_prompt = len(tokenizer("Item 7").input_ids)
     n_cont = len(tokenizer(" is red.", add_special_tokens=False).input_ids)
     assert cont.n_tokens[0] == n_cont
@@ -79,25 +82,29 @@ def test_logprobs_match_a_plain_forward(tokenizer):
 
 def test_no_grad_and_mode_restored(tokenizer):
     model = _sharp_model("llama", tokenizer).train()
-    score_texts(model, tokenizer, TEXTS[:2])
+    score_texts(LanguageModel(model, tokenizer), TEXTS[:2])
     assert model.training
     assert all(p.grad is None for p in model.parameters())
 
 
 def test_bad_inputs(tokenizer):
     model = _sharp_model("llama", tokenizer)
+    lm = LanguageModel(model, tokenizer)
     with pytest.raises(ValueError, match="empty"):
-        score_texts(model, tokenizer, [""])
+        score_texts(lm, [""])
     with pytest.raises(ValueError, match="prompts for"):
-        score_texts(model, tokenizer, ["a", "b"], prompts=["x"])
+        score_texts(lm, ["a", "b"], prompts=["x"])
+    with pytest.raises(TypeError, match=r"LanguageModel\(model, tokenizer\)"):
+        score_texts(model, ["a"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="padding_side"):
         score_token_ids(model, [[1, 2]], padding_side="middle")  # type: ignore[arg-type]
     assert len(score_token_ids(model, [])) == 0
 
 
 def test_bfloat16_model_is_scored_in_float32(tokenizer):
-    model = _sharp_model("llama", tokenizer)
-    ref = score_texts(model, tokenizer, TEXTS).sum_logprob
-    got = score_texts(model.to(torch.bfloat16), tokenizer, TEXTS).sum_logprob
+    lm = _sharp_lm("llama", tokenizer)
+    ref = score_texts(lm, TEXTS).sum_logprob
+    lm.model.to(torch.bfloat16)
+    got = score_texts(lm, TEXTS).sum_logprob
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, ref, rtol=0.1, atol=0.5)

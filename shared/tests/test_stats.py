@@ -11,20 +11,30 @@ from statsmodels.stats.multitest import multipletests
 
 from reprokit import stats
 from reprokit.stats import (
+    ConfidenceInterval,
+    CorrelationTest,
+    PermutationResult,
+    adjust_log10_pvalues,
     adjust_pvalues,
     binomial_ci,
+    blocked_spearman_permutation_test,
+    blocked_spearman_test,
     bootstrap_ci,
     combine_pvalues,
     correlation_test,
     kendall_test,
     ks_uniform_test,
     log10_p_to_str,
+    paired_bootstrap_ci,
     permutation_pvalue,
     permutation_test,
+    seed_interval,
     spearman_permutation_test,
     spearman_test,
     t_logsf,
+    within_block_ranks,
 )
+from reprokit.stats.correlation import _t_log_pvalue
 
 ALTERNATIVES = ("two-sided", "greater", "less")
 
@@ -86,8 +96,8 @@ def test_spearman_underflow_acceptance_rho_01_n_1e6() -> None:
     assert res.log10_pvalue < -1000
     assert res.log10_pvalue == pytest.approx(expected, rel=1e-9)
     # two-sided doubles it, the other direction is ~1 (same rho: test the t -> p step directly)
-    assert stats._t_log_pvalue(t, df, "two-sided") == pytest.approx(math.log(2) + _mpmath_t_logsf(t, df))
-    assert stats._t_log_pvalue(t, df, "less") == pytest.approx(0.0, abs=1e-12)
+    assert _t_log_pvalue(t, df, "two-sided") == pytest.approx(math.log(2) + _mpmath_t_logsf(t, df))
+    assert _t_log_pvalue(t, df, "less") == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.parametrize("alternative", ALTERNATIVES)
@@ -361,6 +371,23 @@ def test_adjust_pvalues_matches_statsmodels(method: str) -> None:
     assert np.all(adjust_pvalues(p, method) >= p)
 
 
+@pytest.mark.parametrize("method", ["holm", "fdr_bh", "bonferroni"])
+def test_log_space_adjustment_matches_statsmodels(method: str) -> None:
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0, 0.2, 30) ** 2
+    ours = 10 ** adjust_log10_pvalues(np.log10(p), method)
+    theirs = multipletests(p, method=method)[1]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9)
+
+
+def test_log_space_adjustment_keeps_tiny_pvalues() -> None:
+    adj = adjust_log10_pvalues([-400.0, -2.0, -0.1], "holm")
+    assert adj[0] == pytest.approx(-400.0 + math.log10(3))
+    assert adj[2] == pytest.approx(-0.1)
+    with pytest.raises(ValueError, match="<= 0"):
+        adjust_log10_pvalues([0.5])
+
+
 def test_ks_uniform_test() -> None:
     rng = np.random.default_rng(0)
     stat, p = ks_uniform_test(rng.uniform(size=500))
@@ -384,3 +411,147 @@ def test_log10_p_to_str() -> None:
 def test_public_names() -> None:
     for name in stats.__all__:
         assert hasattr(stats, name)
+
+
+# ----------------------------------------------------------------------------------------- blocked tests
+
+
+def _blocked_data(rng: np.random.Generator, sizes: tuple[int, ...], slope: float):
+    """Positions grow across blocks; y has a block level plus ``slope`` times the within-block order."""
+    blocks = np.repeat(np.arange(len(sizes)), sizes)
+    x = np.concatenate([100 * b + rng.permutation(n) for b, n in enumerate(sizes)]).astype(float)
+    y = 2.0 * blocks + slope * (x % 100) / 50 + rng.normal(0, 1, x.size)
+    return x, y, blocks
+
+
+def test_blocked_spearman_test_is_weighted_stouffer() -> None:
+    rng = np.random.default_rng(11)
+    x, y, blocks = _blocked_data(rng, (30, 50, 2, 40), slope=-2.0)  # the 2-member block is skipped
+    res = blocked_spearman_test(x, y, blocks, alternative="less")
+    zs, ws, rhos = [], [], []
+    for b in (0, 1, 3):
+        g = blocks == b
+        ref = scipy.stats.spearmanr(x[g], y[g], alternative="less")
+        zs.append(scipy.stats.norm.isf(ref.pvalue))
+        ws.append(math.sqrt(g.sum()))
+        rhos.append(ref.statistic)
+    z = np.dot(ws, zs) / math.sqrt(np.dot(ws, ws))
+    assert res.pvalue == pytest.approx(scipy.stats.norm.sf(z), rel=1e-6)
+    assert res.statistic == pytest.approx(np.dot(ws, rhos) / np.sum(ws))
+    assert (res.n, res.method, res.alternative) == (x.size, "spearman-blocked-stouffer", "less")
+    other = blocked_spearman_test(x, y, blocks, alternative="greater")
+    assert res.pvalue < 1e-3
+    assert other.pvalue == pytest.approx(1 - res.pvalue, rel=1e-9)  # z flips sign in every block
+
+
+def test_blocked_spearman_test_far_tail_and_bad_input() -> None:
+    n = 20_000
+    blocks = np.repeat([0, 1], n // 2)
+    x = np.arange(n, dtype=float)
+    y = -x + np.random.default_rng(0).normal(0, n / 4, n)
+    res = blocked_spearman_test(x, y, blocks)
+    assert res.pvalue == 0.0 and math.isfinite(res.log10_pvalue) and res.log10_pvalue < -308
+    with pytest.raises(ValueError, match="one-sided"):
+        blocked_spearman_test(x, y, blocks, alternative="two-sided")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="3 or more"):
+        blocked_spearman_test([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="one length"):
+        blocked_spearman_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0, 0])
+
+
+def test_within_block_ranks() -> None:
+    values = np.array([3.0, 1.0, 2.0, 9.0, 5.0, 7.0])
+    ranks, groups = within_block_ranks(values, ["a", "a", "a", "b", "c", "c"])
+    assert [g.tolist() for g in groups] == [[0, 1, 2], [3], [4, 5]]
+    np.testing.assert_allclose(ranks[:3], np.array([1.0, -1.0, 0.0]) / math.sqrt(2))
+    assert ranks[3] == 0.0  # a block of one carries no order
+    np.testing.assert_allclose(ranks[4:], [-1 / math.sqrt(2), 1 / math.sqrt(2)])
+
+
+def test_blocked_permutation_statistic_and_blocks() -> None:
+    rng = np.random.default_rng(12)
+    x, y, blocks = _blocked_data(rng, (40, 40, 40), slope=-1.5)
+    res = blocked_spearman_permutation_test(x, y, blocks, n_resamples=999, rng=3)
+    rhos = [scipy.stats.spearmanr(x[blocks == b], y[blocks == b]).statistic for b in range(3)]
+    assert res.statistic == pytest.approx(math.sqrt(40) * sum(rhos))
+    assert res.pvalue == pytest.approx(1 / 1000)  # strong within-block order: no permutation as extreme
+    # a level shift between blocks and no order within them: permuting within blocks finds nothing
+    x0, y0, b0 = _blocked_data(rng, (40, 40, 40), slope=0.0)
+    assert blocked_spearman_permutation_test(x0, -y0, b0, n_resamples=999, rng=4).pvalue > 0.01
+
+
+# ----------------------------------------------------------------------------------------- paired / seeds
+
+
+def test_paired_bootstrap_ci_uses_the_pairing() -> None:
+    rng = np.random.default_rng(13)
+    difficulty = rng.normal(0, 3, 300)  # shared by both systems: cancels out only when pairs are kept
+    a = difficulty + 0.5 + rng.normal(0, 0.5, 300)
+    b = difficulty + rng.normal(0, 0.5, 300)
+    ci = paired_bootstrap_ci(a, b, n_resamples=2000, rng=1)
+    assert ci.estimate == pytest.approx(a.mean() - b.mean())
+    assert ci.low < 0.5 < ci.high and ci.low > 0.3
+    assert ci.high - ci.low < 0.25  # ≈ 2 * 1.96 * 0.71 / sqrt(300) = 0.16
+    unpaired = bootstrap_ci(a, rng=1).high - bootstrap_ci(a, rng=1).low
+    assert ci.high - ci.low < unpaired / 3
+    assert (ci.confidence, ci.method) == (0.95, "paired bootstrap")
+    assert paired_bootstrap_ci(a, b, rng=1) == ci  # seeded: the same interval
+
+
+def test_paired_bootstrap_ci_custom_statistic_degenerate_and_errors() -> None:
+    a = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    b = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+
+    def wins(x: np.ndarray, y: np.ndarray) -> float:  # no axis: called once per resample
+        return float(np.mean(x > y))
+
+    ci = paired_bootstrap_ci(a, b, statistic=wins, n_resamples=300, rng=0)
+    assert ci.estimate == pytest.approx(2 / 6) and 0.0 <= ci.low <= ci.estimate <= ci.high <= 1.0
+    same = paired_bootstrap_ci(a, a - 1.0, method="BCa")  # constant difference: no NaN, no warning
+    assert (same.estimate, same.low, same.high, same.method) == (1.0, 1.0, 1.0, "paired bootstrap, BCa")
+    with pytest.raises(ValueError, match="same items"):
+        paired_bootstrap_ci(a, b[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        paired_bootstrap_ci([1.0, np.nan], [1.0, 2.0])
+
+
+def test_seed_interval() -> None:
+    values = [38.0, 36.0, 41.0]
+    ci = seed_interval(values)
+    low, high = scipy.stats.t.interval(0.95, 2, loc=np.mean(values), scale=scipy.stats.sem(values))
+    assert (ci.low, ci.high) == (pytest.approx(low), pytest.approx(high))
+    assert ci.estimate == pytest.approx(np.mean(values)) and ci.method == "t over seeds"
+    one = seed_interval([0.4])
+    assert one.estimate == 0.4 and math.isnan(one.low) and math.isnan(one.high)
+    flat = seed_interval([2.0, 2.0])
+    assert (flat.low, flat.high) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="finite"):
+        seed_interval([1.0, np.nan])
+    with pytest.raises(ValueError, match="one value per seed"):
+        seed_interval([])
+
+
+# ----------------------------------------------------------------------------------------- result family
+
+
+def test_results_serialize_the_same_way() -> None:
+    import json
+
+    corr = spearman_test([1, 2, 3, 4], [1, 3, 2, 4])
+    perm = spearman_permutation_test([1, 2, 3, 4], [1, 3, 2, 4], n_resamples=9, rng=0)
+    ci = binomial_ci(3, 10)
+    for res in (corr, perm, ci):
+        d = res.to_dict()
+        assert json.loads(json.dumps(d)) == d  # plain Python types only
+    assert isinstance(corr, CorrelationTest) and set(corr.to_dict()) == {
+        "statistic",
+        "pvalue",
+        "log10_pvalue",
+        "n",
+        "method",
+        "alternative",
+    }
+    assert isinstance(perm, PermutationResult) and "null" not in perm.to_dict()
+    assert perm.to_dict()["n_resamples"] == 9 and perm.null.shape == (9,)
+    assert isinstance(ci, ConfidenceInterval) and ci.to_dict()["method"] == "exact binomial"
+    assert ci.bounds == (ci.low, ci.high)

@@ -1,4 +1,7 @@
-"""Tests of reprokit.world: determinism, sizes, ASCII text, and the correctness of every generator."""
+"""Tests of reprokit.world: determinism, sizes, ASCII text, and the correctness of every generator.
+
+The word problems and symbolic tasks live in nudging, their one user (nudging/tests/test_world_reasoning.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,17 +22,13 @@ from reprokit.world import (
     SYSTEM_PROMPT,
     ChatPair,
     FactQuestion,
-    SymbolicTask,
-    WordProblem,
+    WorkedTask,
     WorldConfig,
-    arithmetic_problems,
     biography,
     biography_documents,
     chat_pairs,
-    coin_flip_tasks,
     encyclopedia_documents,
     fact_questions,
-    last_letter_tasks,
     make_world,
     pii_biographies,
     pii_frame,
@@ -43,20 +43,32 @@ def world():
     return make_world(seed=1, **SMALL)
 
 
+@dataclass(frozen=True)
+class Worked:
+    """A worked task as a paper package defines one (`reprokit.world.WorkedTask`)."""
+
+    id: str
+    kind: str
+    question: str
+    steps: tuple[str, ...]
+    answer: int | str
+
+
+def _worked(n: int) -> list[Worked]:
+    return [
+        Worked(f"add-{i}", "addition", f"What is {i} + 2?", (f"{i} + 2 = {i + 2}.",), i + 2) for i in range(n)
+    ]
+
+
 def _all_outputs(world, seed=0):
     """Every generator's output for one world: the byte-for-byte determinism target."""
     facts = fact_questions(world, attributes=FACT_ATTRIBUTES, seed=seed)
-    problems = arithmetic_problems(20, seed=seed, world=world)
-    symbolic = last_letter_tasks(10, seed=seed, world=world) + coin_flip_tasks(10, seed=seed)
     return (
         world,
         encyclopedia_documents(world, seed=seed),
         facts,
-        problems,
-        symbolic,
-        arithmetic_problems(10, seed=seed),
         pii_biographies(world, seed=seed),
-        chat_pairs([*facts[:20], *problems, *symbolic], style="aligned", seed=seed),
+        chat_pairs([*facts[:20], *_worked(5)], style="aligned", seed=seed),
         chat_pairs(facts[:20], style="mixed", seed=seed, multiple_choice=True),
     )
 
@@ -89,7 +101,6 @@ def test_different_seed_different_world(world):
     assert [p.name for p in other.people] != [p.name for p in world.people]
     assert other.fingerprint() != world.fingerprint()
     assert encyclopedia_documents(world, seed=0) != encyclopedia_documents(world, seed=1)
-    assert arithmetic_problems(5, seed=0) != arithmetic_problems(5, seed=1)
 
 
 _CHILD = """
@@ -114,7 +125,6 @@ def test_parts_are_stable_under_growth_and_subsets(world):
     bigger = make_world(seed=1, **{**SMALL, "n_people": 60})
     assert bigger.people[:40] == world.people
     assert bigger.places == world.places
-    assert arithmetic_problems(12, seed=3)[:5] == arithmetic_problems(5, seed=3)
     some = [world.people[3].id, world.people[7].id]
     full = {d.entity_id: d for d in encyclopedia_documents(world, kinds=("person",))}
     assert encyclopedia_documents(world, people=some, kinds=("person",)) == [full[i] for i in some]
@@ -267,98 +277,6 @@ def test_fact_questions_bad_input(world):
     assert q.choices[q.answer_index] == q.answer
 
 
-# --- word problems ---------------------------------------------------------------------------------
-
-_EXPR = re.compile(r"(\d+) ([+*-]) (\d+) = (\d+)")
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
-
-
-@pytest.mark.parametrize(
-    ("with_world", "min_steps", "max_steps", "max_value"), [(True, 2, 3, 20), (False, 1, 5, 12)]
-)
-def test_arithmetic_problems_consistent(world, with_world, min_steps, max_steps, max_value):
-    problems = arithmetic_problems(
-        200,
-        seed=7,
-        min_steps=min_steps,
-        max_steps=max_steps,
-        max_value=max_value,
-        world=world if with_world else None,
-    )
-    assert len(problems) == 200
-    assert len({p.id for p in problems}) == 200
-    for p in problems:
-        assert min_steps <= len(p.steps) <= max_steps
-        start = int(re.match(r"\w+ has (\d+) ", p.question).group(1))
-        cur = start
-        for step in p.steps:
-            (a, op, b, c), *more = _EXPR.findall(step)
-            assert not more
-            assert int(a) == cur
-            assert _OPS[op](int(a), int(b)) == int(c)
-            assert 0 <= int(c) <= max_value
-            assert int(b) <= max_value
-            assert step.endswith(".")
-            cur = int(c)
-        assert p.answer == cur >= 0
-        assert p.solution == " ".join(p.steps) + f" The answer is {p.answer}."
-        assert (
-            p.textbook == f"Problem: {p.question}\nSolution: {' '.join(p.steps)} So the answer is {p.answer}."
-        )
-    if with_world:
-        firsts = {q.first_name for q in world.people}
-        assert all(p.question.split()[0] in firsts for p in problems)
-        assert {p.question.split()[3].rstrip(".") for p in problems} <= {o.plural for o in world.objects} | {
-            o.name for o in world.objects
-        }
-    assert {op for p in problems for s in p.steps for _, op, _, _ in _EXPR.findall(s)} == {"+", "-", "*"}
-
-
-def test_generators_bad_counts():
-    assert arithmetic_problems(0) == []
-    for fn in (arithmetic_problems, last_letter_tasks, coin_flip_tasks):
-        with pytest.raises(ValueError, match="n must be >= 0"):
-            fn(-1)
-    with pytest.raises(ValueError, match="max_steps"):
-        arithmetic_problems(3, min_steps=4, max_steps=2)
-    with pytest.raises(ValueError, match="n_flips"):
-        coin_flip_tasks(3, n_flips=0)
-
-
-# --- symbolic tasks --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("n_words", [1, 2, 4])
-def test_last_letter_tasks(world, n_words):
-    for w in (world, None):
-        tasks = last_letter_tasks(50, n_words=n_words, seed=1, world=w)
-        for t in tasks:
-            phrase = re.search(r'"([^"]+)"', t.question).group(1)
-            words = phrase.split()
-            assert len(words) == n_words
-            assert t.answer == "".join(word[-1] for word in words)
-            assert t.kind == "last_letter"
-            assert t.solution.endswith(f"The answer is {t.answer}.")
-    names = {p.name for p in world.people}
-    assert all(
-        re.search(r'"([^"]+)"', t.question).group(1) in names for t in last_letter_tasks(20, world=world)
-    )
-
-
-@pytest.mark.parametrize("n_flips", [1, 2, 5])
-def test_coin_flip_tasks(world, n_flips):
-    tasks = coin_flip_tasks(100, n_flips=n_flips, seed=2, world=world)
-    for t in tasks:
-        flips = len(re.findall(r"\w+ flips the coin\.", t.question))
-        skips = len(re.findall(r"\w+ does not flip the coin\.", t.question))
-        assert flips + skips == n_flips
-        assert t.answer == ("yes" if flips % 2 == 0 else "no")
-        assert t.question.startswith("A coin is heads up.")
-        assert t.question.endswith("Is the coin still heads up?")
-        assert len(t.steps) == n_flips + 1
-    assert {t.answer for t in tasks} == {"yes", "no"}
-
-
 # --- PII biographies -------------------------------------------------------------------------------
 
 
@@ -399,10 +317,10 @@ def test_pii_biographies(world):
 
 def test_chat_pairs(world):
     facts = fact_questions(world)[:8]
-    items = [*facts, *arithmetic_problems(30, world=world), *last_letter_tasks(5), *coin_flip_tasks(5)]
+    items = [*facts, *_worked(10)]
     pairs = chat_pairs(items, style="aligned", seed=1)
     assert [p.source_id for p in pairs] == [i.id for i in items]
-    assert {p.task for p in pairs} == {"fact", "arithmetic", "last_letter", "coin_flip"}
+    assert {p.task for p in pairs} == {"fact", "addition"}
     for pair, item in zip(pairs, items, strict=True):
         assert isinstance(pair, ChatPair)
         assert pair.instruction == item.question
@@ -411,7 +329,8 @@ def test_chat_pairs(world):
         assert pair.response.endswith(f"The answer is {answer}.")
         if isinstance(item, FactQuestion):
             assert item.fact in pair.response
-        if isinstance(item, WordProblem | SymbolicTask):
+        if isinstance(item, Worked):
+            assert isinstance(item, WorkedTask)
             assert " ".join(item.steps) in pair.response
         assert pair.messages() == [
             {"role": "user", "content": pair.instruction},

@@ -151,10 +151,9 @@ def test_finetune_full_and_lora_from_a_cached_model(tokenizer, examples, tmp_pat
         cache_dir=tmp_path,
         name="lora",
     )
-    base_w = _weights(base.load()[0])
+    base_w = _weights(base.load().model)
     for trained in (full, lora):
-        model, _ = trained.load()
-        w = _weights(model)
+        w = _weights(trained.load().model)
         assert set(w) == set(base_w)  # LoRA is merged: a plain model of the same shape
         assert _max_diff(w, base_w) > 0
     assert full.info["key_inputs"]["init"] == {"model": base.key}

@@ -10,15 +10,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 from dataclasses import dataclass
 
 import pytest
-import torch
 
+from nudging.world_reasoning import arithmetic_problems, coin_flip_tasks
+from reprokit.lm import LanguageModel
 from reprokit.tokenizer import train_tokenizer
 from reprokit.world import (
     SYSTEM_PROMPT,
     WorldConfig,
-    arithmetic_problems,
     chat_pairs,
-    coin_flip_tasks,
     encyclopedia_documents,
     fact_questions,
     make_world,
@@ -27,16 +26,10 @@ from reprokit.zoo import TrainConfig, encode_chats, encode_texts, train_cached
 
 
 @dataclass
-class Pair:
-    model: torch.nn.Module
-    tokenizer: object
-
-
-@dataclass
 class Zoo:
-    base: Pair  # llama, tokenizer A, plain text only
-    nudger_same: Pair  # llama, tokenizer A, chat fine-tuned
-    nudger_cross: Pair  # gpt_neox, tokenizer B, chat fine-tuned
+    base: LanguageModel  # llama, tokenizer A, plain text only
+    nudger_same: LanguageModel  # llama, tokenizer A, chat fine-tuned
+    nudger_cross: LanguageModel  # gpt_neox, tokenizer B, chat fine-tuned
     questions: list[str]
     paths: dict[str, str]
 
@@ -83,9 +76,9 @@ def zoo(tmp_path_factory) -> Zoo:
     nudger_b = train_cached(small_b, tok_b, encode_chats(tok_b, chats), ft, name="t-nb", cache_dir=cache)
     questions = [facts[0].question, problems[-1].question, coins[-1].question, facts[60].as_multiple_choice()]
     return Zoo(
-        Pair(*base.load()),
-        Pair(*nudger_a.load()),
-        Pair(*nudger_b.load()),
+        base.load(),
+        nudger_a.load(),
+        nudger_b.load(),
         questions,
         {"base": str(base.path), "nudger_same": str(nudger_a.path), "nudger_cross": str(nudger_b.path)},
     )

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nudging import Nudger, NudgingConfig, nudge_fast, nudge_reference
+from reprokit.lm import LanguageModel
 
 
 class Biased(torch.nn.Module):
@@ -29,10 +30,8 @@ class Biased(torch.nn.Module):
 @pytest.mark.parametrize("impl", [nudge_fast, nudge_reference])
 def test_nudger_eos_ends_generation(zoo, impl) -> None:
     tok = zoo.nudger_cross.tokenizer
-    nudger = Biased(zoo.nudger_cross.model, tok.eos_token_id, 1e4)
-    res = impl(
-        zoo.base.model, zoo.base.tokenizer, nudger, tok, zoo.questions[0], NudgingConfig(max_new_tokens=40)
-    )
+    nudger = LanguageModel(Biased(zoo.nudger_cross.model, tok.eos_token_id, 1e4), tok)
+    res = impl(zoo.base, nudger, zoo.questions[0], NudgingConfig(max_new_tokens=40))
     assert res.stop_reason == "nudging_model_stop"
     assert res.text == "" and res.n_rounds == 1
 
@@ -43,7 +42,7 @@ def test_base_eos_only_hands_control_back(zoo, impl) -> None:
     base = Biased(zoo.base.model, btok.eos_token_id, 1e4)  # the base model always wants to stop, confidently
     ntok = zoo.nudger_cross.tokenizer
     endless = Biased(zoo.nudger_cross.model, ntok.eos_token_id, -1e4)  # the nudging model never stops
-    args = (base, btok, endless, ntok, zoo.questions[1])
+    args = (LanguageModel(base, btok), LanguageModel(endless, ntok), zoo.questions[1])
     res = impl(*args, NudgingConfig(max_new_tokens=40, lookahead_tokens=3))
     assert res.stop_reason in ("length", "repeated_nudging_words", "round")
     assert res.stop_reason != "base_model_stop"
@@ -55,10 +54,8 @@ def test_base_eos_only_hands_control_back(zoo, impl) -> None:
 
 def test_trained_nudger_ends_and_segments_add_up(zoo) -> None:
     nudger = Nudger(
-        zoo.base.model,
-        zoo.base.tokenizer,
-        zoo.nudger_cross.model,
-        zoo.nudger_cross.tokenizer,
+        zoo.base,
+        zoo.nudger_cross,
         NudgingConfig(gamma=0.3, max_new_tokens=96),
     )
     for q in zoo.questions:
@@ -79,7 +76,7 @@ def test_trained_nudger_ends_and_segments_add_up(zoo) -> None:
 def test_gamma_extremes(zoo) -> None:
     ntok = zoo.nudger_cross.tokenizer
     endless = Biased(zoo.nudger_cross.model, ntok.eos_token_id, -1e4)
-    args = (zoo.base.model, zoo.base.tokenizer, endless, ntok, zoo.questions[1])
+    args = (zoo.base, LanguageModel(endless, ntok), zoo.questions[1])
     low = nudge_fast(*args, NudgingConfig(gamma=0.0, max_new_tokens=64))
     high = nudge_fast(*args, NudgingConfig(gamma=1.0, max_new_tokens=64))
     assert high.nudged_token_share > 0.8
@@ -90,10 +87,8 @@ def test_gamma_extremes(zoo) -> None:
 
 def test_sampling_is_seeded(zoo) -> None:
     args = (
-        zoo.base.model,
-        zoo.base.tokenizer,
-        zoo.nudger_cross.model,
-        zoo.nudger_cross.tokenizer,
+        zoo.base,
+        zoo.nudger_cross,
         zoo.questions[1],
     )
     cfg = NudgingConfig(do_sample=True, temperature=1.0, top_p=0.9, seed=7, max_new_tokens=40)
@@ -104,10 +99,8 @@ def test_sampling_is_seeded(zoo) -> None:
 
 def test_batch_generation_matches_single(zoo) -> None:
     nudger = Nudger(
-        zoo.base.model,
-        zoo.base.tokenizer,
-        zoo.nudger_same.model,
-        zoo.nudger_same.tokenizer,
+        zoo.base,
+        zoo.nudger_same,
         NudgingConfig(max_new_tokens=32),
     )
     batch = nudger.generate_batch(zoo.questions[:2])

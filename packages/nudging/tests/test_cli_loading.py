@@ -20,10 +20,8 @@ def test_from_pretrained_local_folders(zoo) -> None:
     )
     res = nudger(zoo.questions[0])
     direct = Nudger(
-        zoo.base.model,
-        zoo.base.tokenizer,
-        zoo.nudger_cross.model,
-        zoo.nudger_cross.tokenizer,
+        zoo.base,
+        zoo.nudger_cross,
         NudgingConfig(max_new_tokens=24),
     )(zoo.questions[0])
     assert res.text == direct.text

@@ -6,6 +6,7 @@ import pytest
 
 from nudging import NudgingConfig, nudge_fast, nudge_reference
 from nudging.lockstep import nudge_batch
+from reprokit.lm import LanguageModel
 
 
 def _same(a, b) -> None:
@@ -21,12 +22,8 @@ def test_fast_equals_reference(zoo, pair: str, gamma: float) -> None:
     nudger = getattr(zoo, pair)
     config = NudgingConfig(gamma=gamma, max_new_tokens=64)
     for question in zoo.questions[:3]:
-        fast = nudge_fast(
-            zoo.base.model, zoo.base.tokenizer, nudger.model, nudger.tokenizer, question, config
-        )
-        ref = nudge_reference(
-            zoo.base.model, zoo.base.tokenizer, nudger.model, nudger.tokenizer, question, config
-        )
+        fast = nudge_fast(zoo.base, nudger, question, config)
+        ref = nudge_reference(zoo.base, nudger, question, config)
         _same(fast, ref)
 
 
@@ -35,18 +32,14 @@ def test_fast_equals_reference_short_chunks_and_lookahead(zoo) -> None:
     config = NudgingConfig(gamma=0.4, max_new_tokens=48, lookahead_tokens=3, base_chunk_tokens=2)
     for question in zoo.questions:
         fast = nudge_fast(
-            zoo.base.model,
-            zoo.base.tokenizer,
-            zoo.nudger_cross.model,
-            zoo.nudger_cross.tokenizer,
+            zoo.base,
+            zoo.nudger_cross,
             question,
             config,
         )
         ref = nudge_reference(
-            zoo.base.model,
-            zoo.base.tokenizer,
-            zoo.nudger_cross.model,
-            zoo.nudger_cross.tokenizer,
+            zoo.base,
+            zoo.nudger_cross,
             question,
             config,
         )
@@ -58,18 +51,14 @@ def test_roles_swapped_cross_family(zoo) -> None:
     config = NudgingConfig(gamma=0.3, max_new_tokens=48)
     q = zoo.questions[1]
     fast = nudge_fast(
-        zoo.nudger_cross.model,
-        zoo.nudger_cross.tokenizer,
-        zoo.nudger_same.model,
-        zoo.nudger_same.tokenizer,
+        zoo.nudger_cross,
+        zoo.nudger_same,
         q,
         config,
     )
     ref = nudge_reference(
-        zoo.nudger_cross.model,
-        zoo.nudger_cross.tokenizer,
-        zoo.nudger_same.model,
-        zoo.nudger_same.tokenizer,
+        zoo.nudger_cross,
+        zoo.nudger_same,
         q,
         config,
     )
@@ -80,10 +69,8 @@ def test_fast_does_less_model_work(zoo) -> None:
     """The fast path's model calls only process unseen tokens (far fewer than re-encoding)."""
     config = NudgingConfig(gamma=0.3, max_new_tokens=64)
     res = nudge_fast(
-        zoo.base.model,
-        zoo.base.tokenizer,
-        zoo.nudger_cross.model,
-        zoo.nudger_cross.tokenizer,
+        zoo.base,
+        zoo.nudger_cross,
         zoo.questions[1],
         config,
     )
@@ -101,17 +88,17 @@ def test_fast_equals_reference_other_architectures(zoo, base_arch: str, nudger_a
 
     tok_a, tok_b = zoo.base.tokenizer, zoo.nudger_cross.tokenizer
     base, nudger = (
-        build_model(f"{base_arch}-0.3m", tok_a, seed=5).eval(),
-        build_model(f"{nudger_arch}-0.3m", tok_b, seed=6).eval(),
+        LanguageModel(build_model(f"{base_arch}-0.3m", tok_a, seed=5).eval(), tok_a),
+        LanguageModel(build_model(f"{nudger_arch}-0.3m", tok_b, seed=6).eval(), tok_b),
     )
     with torch.no_grad():
-        for m in (base, nudger):
-            m.get_output_embeddings().weight.mul_(25.0)
+        for lm in (base, nudger):
+            lm.model.get_output_embeddings().weight.mul_(25.0)
     config = NudgingConfig(gamma=0.3, max_new_tokens=40)
     for question in zoo.questions[:2]:
         _same(
-            nudge_fast(base, tok_a, nudger, tok_b, question, config),
-            nudge_reference(base, tok_a, nudger, tok_b, question, config),
+            nudge_fast(base, nudger, question, config),
+            nudge_reference(base, nudger, question, config),
         )
 
 
@@ -122,12 +109,8 @@ def test_fast_equals_reference_lazy_lookahead(zoo, pair: str, gamma: float, look
     nudger = getattr(zoo, pair)
     config = NudgingConfig(gamma=gamma, max_new_tokens=64, lookahead_tokens=lookahead, lazy_lookahead=True)
     for question in zoo.questions:
-        fast = nudge_fast(
-            zoo.base.model, zoo.base.tokenizer, nudger.model, nudger.tokenizer, question, config
-        )
-        ref = nudge_reference(
-            zoo.base.model, zoo.base.tokenizer, nudger.model, nudger.tokenizer, question, config
-        )
+        fast = nudge_fast(zoo.base, nudger, question, config)
+        ref = nudge_reference(zoo.base, nudger, question, config)
         _same(fast, ref)
 
 
@@ -135,10 +118,8 @@ def test_fast_reuses_the_nudgers_draft(zoo) -> None:
     """Tokens the nudger drafted and the base then wrote are not run through the nudger again."""
     config = NudgingConfig(gamma=0.3, max_new_tokens=64)
     res = nudge_fast(
-        zoo.base.model,
-        zoo.base.tokenizer,
-        zoo.nudger_same.model,
-        zoo.nudger_same.tokenizer,
+        zoo.base,
+        zoo.nudger_same,
         zoo.questions[1],
         config,
     )
@@ -163,7 +144,7 @@ def test_fast_reuses_the_nudgers_draft(zoo) -> None:
 def test_lockstep_batch_equals_single_streams(zoo, pair: str, config: NudgingConfig) -> None:
     """Lock-step batches (fewer rows than questions: rows are reused) give each stream's own output."""
     nudger = getattr(zoo, pair)
-    args = (zoo.base.model, zoo.base.tokenizer, nudger.model, nudger.tokenizer)
+    args = (zoo.base, nudger)
     questions = [*zoo.questions, zoo.questions[0] + " Answer briefly."]
     single = [nudge_fast(*args, q, config) for q in questions]
     batch = nudge_batch(*args, questions, config, batch_size=3)
@@ -175,7 +156,7 @@ def test_lockstep_batch_equals_single_streams(zoo, pair: str, config: NudgingCon
 
 
 def test_nudge_batch_bad_arguments(zoo) -> None:
-    args = (zoo.base.model, zoo.base.tokenizer, zoo.nudger_same.model, zoo.nudger_same.tokenizer)
+    args = (zoo.base, zoo.nudger_same)
     with pytest.raises(TypeError, match="list of prompts"):
         nudge_batch(*args, "one question")
     for bad in ({"batch_size": 0}, {"nudger_steps": 0}, {"batch_size": True}):
@@ -191,7 +172,7 @@ def test_lockstep_falls_back_for_sliding_window_models(zoo) -> None:
     from reprokit.zoo import build_model
 
     base = build_model("gemma2-0.3m", zoo.base.tokenizer, seed=5).eval()
-    args = (base, zoo.base.tokenizer, zoo.nudger_cross.model, zoo.nudger_cross.tokenizer)
+    args = (LanguageModel(base, zoo.base.tokenizer), zoo.nudger_cross)
     config = NudgingConfig(gamma=0.3, max_new_tokens=24)
     batch = nudge_batch(*args, zoo.questions[:2], config, batch_size=2)
     for q, b in zip(zoo.questions[:2], batch, strict=True):
@@ -218,9 +199,10 @@ def test_verifying_the_lookahead_changes_only_the_work(zoo) -> None:
         config = NudgingConfig(gamma=0.3, max_new_tokens=48, verify_lookahead=verify)
         for question in zoo.questions[:3]:
             prompt = NudgingPrompt(base=question, nudger=question)
-            res = nudge_fast(model, tok, model, tok, prompt, config)
+            lm = LanguageModel(model, tok)
+            res = nudge_fast(lm, lm, prompt, config)
             calls[verify] += res.info["base_forward_calls"]
-            _same(res, nudge_reference(model, tok, model, tok, prompt, config))
+            _same(res, nudge_reference(lm, lm, prompt, config))
     assert 0 < calls[True] < calls[False], calls
 
 
@@ -232,7 +214,7 @@ def test_lockstep_in_bfloat16(zoo) -> None:
 
     base = copy.deepcopy(zoo.base.model).to(torch.bfloat16)
     nudger = copy.deepcopy(zoo.nudger_cross.model).to(torch.bfloat16)
-    args = (base, zoo.base.tokenizer, nudger, zoo.nudger_cross.tokenizer)
+    args = (LanguageModel(base, zoo.base.tokenizer), LanguageModel(nudger, zoo.nudger_cross.tokenizer))
     config = NudgingConfig(gamma=0.3, max_new_tokens=32, lookahead_tokens=4)
     batch = nudge_batch(*args, zoo.questions, config, batch_size=2)
     single = [nudge_fast(*args, q, config) for q in zoo.questions]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from nudging.tasks import score
 from nudging.tiny import TinyConfig, build_data
+from reprokit.zoo import TrainConfig
 
 CONFIG = TinyConfig(
     n_people=30,
@@ -49,3 +52,17 @@ def test_chat_format_only_in_alignment_and_answers_are_scorable() -> None:
         assert score(item, fact)
     for item in data.tasks["arithmetic"]:
         assert score(item, f"So the answer is {item.answer}.")
+
+
+def test_the_seed_builds_another_world() -> None:
+    a, b = build_data(CONFIG, seed=0), build_data(CONFIG, seed=1)
+    assert a.pretrain_texts != b.pretrain_texts
+    assert [i.question for i in a.tasks["arithmetic"]] != [i.question for i in b.tasks["arithmetic"]]
+    assert build_data(CONFIG).probes == a.probes  # seed 0 by default: the committed world
+
+
+def test_training_is_seeded_by_the_run_seed_only() -> None:
+    with pytest.raises(ValueError, match="remove `seed` from finetune"):
+        TinyConfig(finetune=TrainConfig(seed=3))
+    assert CONFIG.train_config("finetune", 7).seed == 7
+    assert CONFIG.train_config("finetune", 7).lr == CONFIG.finetune.lr

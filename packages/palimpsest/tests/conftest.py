@@ -10,7 +10,6 @@ import torch
 from palimpsest.tiny import TinyConfig, TinySetup
 
 TEST_CONFIG = TinyConfig(
-    seed=0,
     n_people=160,
     n_people_other=60,
     vocab_size=400,

@@ -18,16 +18,16 @@ from palimpsest import (
     sample_texts,
 )
 from palimpsest.cli import main as cli_main
-from reprokit.models import load_causal_lm
+from reprokit.lm import LanguageModel, load_lm
 from reprokit.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")
 def lms(tiny):
     return {
-        "alice": (tiny.load(tiny.alice), tiny.tokenizer),
-        "ref": (tiny.load(tiny.references["same-recipe"]), tiny.tokenizer),
-        "null": (tiny.load(tiny.nulls["null-llama"]), tiny.tokenizer),
+        "alice": tiny.load(tiny.alice),
+        "ref": tiny.load(tiny.references["same-recipe"]),
+        "null": tiny.load(tiny.nulls["null-llama"]),
     }
 
 
@@ -65,12 +65,12 @@ def test_query_random_orders_calibrated(tiny, lms):
 
 def test_continuation_scoring_and_sampling(tiny, lms):
     sample = tiny.transcript.sample(20, seed=1)
-    full = example_losses(*lms["alice"], sample)
-    cont = example_losses(*lms["alice"], sample, QueryConfig(prefix_tokens=4))
+    full = example_losses(lms["alice"], sample)
+    cont = example_losses(lms["alice"], sample, QueryConfig(prefix_tokens=4))
     assert full.shape == cont.shape == (20,)
     assert not np.allclose(full, cont)
     with pytest.raises(TranscriptError, match="prefix"):
-        example_losses(*lms["alice"], sample, QueryConfig(prefix_tokens=500))
+        example_losses(lms["alice"], sample, QueryConfig(prefix_tokens=500))
     with pytest.raises(TranscriptError, match="larger than the transcript"):
         query_test(tiny.transcript, lms["alice"], config=QueryConfig(n=10**6))
 
@@ -78,10 +78,10 @@ def test_continuation_scoring_and_sampling(tiny, lms):
 def test_different_tokenizer_is_refused(tiny, lms):
     other = train_tokenizer(["a completely different corpus of words"] * 20, vocab_size=300)
     with pytest.raises(TranscriptError, match="different tokenizer"):
-        example_losses(lms["alice"][0], other, tiny.transcript.sample(5))
+        example_losses(LanguageModel(lms["alice"].model, other), tiny.transcript.sample(5))
     bare = Transcript(positions=[0, 1, 2], token_ids=((1, 2, 9999), (1, 3), (1, 4)))
     with pytest.raises(TranscriptError, match="different tokenizers"):
-        example_losses(*lms["alice"], bare)
+        example_losses(lms["alice"], bare)
     # retokenize=True decodes and re-encodes instead (what the paper does for other model families)
     retok = tiny.transcript.sample(5).sequences_for(other, retokenize=True)
     assert len(retok) == 5 and all(len(s) > 0 for s in retok)
@@ -103,8 +103,8 @@ def test_load_local_files_and_cli(tiny, tmp_path, capsys):
     assert from_parquet.token_ids == from_jsonl.token_ids == sample.token_ids
     np.testing.assert_allclose(from_parquet.losses["loss_alice_main"], losses)
 
-    model, tok = load_causal_lm(tiny.alice.path, device="cpu", dtype="float32")
-    res = query_test(from_parquet, (model, tok), (tiny.load(tiny.references["same-recipe"]), tiny.tokenizer))
+    suspect = load_lm(tiny.alice.path, device="cpu", dtype="float32")
+    res = query_test(from_parquet, suspect, tiny.load(tiny.references["same-recipe"]))
     assert res.n == 120 and res.statistic < 0
 
     out = tmp_path / "q.json"
@@ -153,24 +153,22 @@ def test_reshuffle_harness_and_test(tiny, tmp_path):
     assert len(copies) == 3
     # the original-order retrain reproduces Alice exactly (same pipeline, deterministic on CPU)
     a, o = tiny.load(tiny.alice), tiny.load(original)
-    for (name, p), q in zip(a.state_dict().items(), o.state_dict().values(), strict=True):
+    for (name, p), q in zip(a.model.state_dict().items(), o.model.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
     cut = tiny.checkpoint_step(0.1) * tiny.config.batch_size
     assert not np.array_equal(copies[0].order[cut:], tiny.alice.order[cut:])
     np.testing.assert_array_equal(copies[0].order[:cut], tiny.alice.order[:cut])
 
-    samples = sample_texts(a, tiny.tokenizer, 16, max_new_tokens=24, seed=3)
-    again = sample_texts(a, tiny.tokenizer, 16, max_new_tokens=24, seed=3)
+    samples = sample_texts(a, 16, max_new_tokens=24, seed=3)
+    again = sample_texts(a, 16, max_new_tokens=24, seed=3)
     assert samples.completion_ids == again.completion_ids
-    res = reshuffle_test(
-        o, [tiny.load(c) for c in copies], tiny.tokenizer, samples.sequences, prompts=samples.prompt_lengths
-    )
+    res = reshuffle_test(o, [tiny.load(c) for c in copies], samples.sequences, prompts=samples.prompt_lengths)
     assert res.k == 3 and res.n_tokens == samples.n_tokens
     assert res.rank_pvalue in (0.25, 0.5, 0.75, 1.0)
     with pytest.raises(ValueError, match="K >= 1"):
-        reshuffle_test(o, [], tiny.tokenizer, samples.sequences)
+        reshuffle_test(o, [], samples.sequences)
     with pytest.raises(ValueError, match="empty"):
-        reshuffle_test(o, [tiny.load(copies[0])], tiny.tokenizer, ["fine", ""])
+        reshuffle_test(o, [tiny.load(copies[0])], ["fine", ""])
     with pytest.raises(ValueError, match="k must be"):
         tiny.retrain(0.1, k=0)
 
@@ -184,7 +182,7 @@ def test_reshuffle_harness_and_test(tiny, tmp_path):
 
 def test_ngram_cli(tiny, tmp_path):
     tiny.transcript.save_jsonl(tmp_path / "docs.jsonl")
-    samples = sample_texts(tiny.load(tiny.alice), tiny.tokenizer, 8, max_new_tokens=20, seed=4)
+    samples = sample_texts(tiny.load(tiny.alice), 8, max_new_tokens=20, seed=4)
     texts = tmp_path / "gen.jsonl"
     texts.write_text("\n".join(json.dumps({"tokens": list(c)}) for c in samples.completion_ids) + "\n")
     out = tmp_path / "g.json"
@@ -201,11 +199,16 @@ def test_ngram_cli(tiny, tmp_path):
 
 
 def test_paper_scale_path_on_local_files(tiny, tmp_path):
-    """`run_paper` end to end with local stand-ins for the hub transcript and models."""
+    """The paper-scale experiments through the shared runner, with local stand-ins for hub data and models."""
+    import json
+
     import pandas as pd
 
-    from palimpsest.reproduce import PaperConfig, run_paper
-    from reprokit.results import RunOutput
+    from palimpsest.query import QueryConfig
+    from palimpsest.reproduce import SPEC, PaperSection, ReproduceConfig
+    from reprokit.config import config_from_mapping
+    from reprokit.errors import ConfigError
+    from reprokit.reproduce import run
 
     t = tiny.transcript
     pd.DataFrame({"index": t.positions, "tokens": [list(x) for x in t.token_ids]}).to_parquet(
@@ -214,10 +217,10 @@ def test_paper_scale_path_on_local_files(tiny, tmp_path):
     alice, ref, null = (
         str(m.path) for m in (tiny.alice, tiny.references["same-recipe"], tiny.nulls["null-llama"])
     )
-    config = PaperConfig(
+    section = PaperSection(
         transcript=str(tmp_path / "t.parquet"),
         transcript_tokenizer=alice,
-        n=150,
+        query=QueryConfig(n=150, batch_size=32, retokenize=True),
         suspects=(alice,),
         reference=ref,
         nulls=(null,),
@@ -225,11 +228,24 @@ def test_paper_scale_path_on_local_files(tiny, tmp_path):
         ablation_references=(ref,),
         ablation_n=(50, 150),
     )
-    out = RunOutput(tmp_path / "out", paper="palimpsest", scale="paper", seed=0, config={})
-    run_paper(config, out, device="cpu", dtype="float32")
-    table = pd.read_csv(tmp_path / "out" / "table_query.csv", keep_default_na=False)
+    out = tmp_path / "out"
+    run(
+        SPEC,
+        ReproduceConfig(paper=section),
+        scale="paper",
+        out=out,
+        device="cpu",
+        dtype="float32",
+        cache_dir=tmp_path / "cache",
+    )
+    table = pd.read_csv(out / "table_query.csv", keep_default_na=False)
     assert list(table["kind"]) == ["derived", "null"]
     assert table["log10_p"].iloc[0] < table["log10_p"].iloc[1]
-    assert (tmp_path / "out" / "table_reference_ablation.csv").is_file()
-    with pytest.raises(ValueError, match="unknown paper config keys"):
-        PaperConfig.from_dict({"modle": "x"})
+    assert (out / "table_reference_ablation.csv").is_file()
+    calibration = pd.read_csv(out / "table_null_calibration.csv")
+    assert list(calibration["m"]) == [section.n_null_orders, 1]
+    claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())["claims"]}
+    assert {"query_derived_paper_rate", "null_uniform", "null_fpr", "reference_gain"} <= set(claims)
+    assert claims["query_derived_paper_rate"]["method"] == "exact binomial"
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['modle'\] in \[paper\]"):
+        config_from_mapping(ReproduceConfig, {"paper": {"modle": "x"}})

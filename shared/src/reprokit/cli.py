@@ -1,4 +1,8 @@
-"""The command-line flags every reproduce script shares, and finding the TOML config of a scale."""
+"""Command-line plumbing: `run_cli` (user errors as one line, exit 2), the flags every reproduce script
+shares, argparse types, output-path checks and finding the TOML config of a scale.
+
+Nothing here imports torch, so a command's `--help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,107 @@ import argparse
 import dataclasses
 import os
 import re
+import sys
 import tomllib
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reprokit.errors import ConfigError, OutputPathError, UserError
+
 __all__ = [
+    "DEBUG_ENV",
     "DEVICE_PATTERN",
     "DTYPES",
     "SCALES",
     "CommonArgs",
+    "ConfigFileNotFoundError",
     "add_common_args",
+    "add_debug_flag",
+    "check_output_path",
     "config_from_dict",
     "default_config_path",
+    "device_arg",
+    "error_summary",
     "find_repo_root",
     "load_toml_config",
+    "non_negative_int",
     "parse_common",
     "positive_int",
     "resolve_cache_dir",
+    "run_cli",
 ]
+
+DEBUG_ENV = "REPROKIT_DEBUG"
+"""Set to 1 to show the traceback of a user error, like ``--debug``."""
+
+
+class ConfigFileNotFoundError(ConfigError, FileNotFoundError):
+    """A config file named on the command line (or the default of a scale) does not exist."""
+
+
+# ------------------------------------------------------------------------------------------ run_cli
+def _pop_debug(argv: Sequence[str]) -> tuple[bool, list[str]]:
+    """Remove ``--debug`` (before a ``--`` separator) from argv; return whether it was there."""
+    args = list(argv)
+    end = args.index("--") if "--" in args else len(args)
+    debug = "--debug" in args[:end]
+    return debug, [a for i, a in enumerate(args) if not (i < end and a == "--debug")]
+
+
+def error_summary(err: BaseException) -> str:
+    """The first line of an exception's message (its type name if empty), to quote inside our own message."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _one_line(err: BaseException) -> str:
+    """The error message on one line (continuation lines joined with spaces)."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return text or type(err).__name__
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """Document ``--debug`` in ``--help`` (`run_cli` handles the flag before the parser sees it)."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the traceback of an error (also: {DEBUG_ENV}=1)",
+    )
+
+
+def run_cli(
+    main: Callable[[list[str]], int | None],
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str,
+) -> int:
+    """Run a command line's ``main(argv)`` and return its exit status.
+
+    A `reprokit.errors.UserError` (bad input a person can fix) prints one line ``<prog>: error: <message>``
+    on stderr and returns 2; Ctrl-C prints one line and returns 130. ``--debug`` anywhere in ``argv``
+    (it is removed before ``main`` sees it) or ``REPROKIT_DEBUG=1`` also prints the traceback. Any other
+    exception is a bug and propagates with its traceback; argparse's own exits (``--help``, a bad flag)
+    pass through unchanged. ``argv`` defaults to ``sys.argv[1:]``.
+    """
+    debug, args = _pop_debug(sys.argv[1:] if argv is None else argv)
+    debug = debug or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes")
+    try:
+        code = main(args)
+    except UserError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0 if code is None else int(code)
+
 
 SCALES = ("tiny", "paper")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -51,13 +136,14 @@ class CommonArgs:
         """Set torch's CPU thread count if `--threads` was given (tiny models run several per process)."""
         if self.threads is not None:
             if self.threads < 1:
-                raise ValueError(f"--threads must be >= 1, got {self.threads}")
+                raise ConfigError(f"--threads must be >= 1, got {self.threads}; pass a positive count.")
             import torch
 
             torch.set_num_threads(self.threads)
 
 
-def _device(value: str) -> str:
+def device_arg(value: str) -> str:
+    """argparse type: auto, cpu, cuda, cuda:N or mps (whether it is available is checked when used)."""
     if not DEVICE_PATTERN.match(value):
         raise argparse.ArgumentTypeError(f"invalid device {value!r}: use auto, cpu, cuda, cuda:N or mps")
     return value
@@ -79,6 +165,11 @@ def positive_int(value: str) -> int:
     return _int_at_least(value, 1, "the value")
 
 
+def non_negative_int(value: str) -> int:
+    """argparse type: an integer >= 0 (a count where 0 means "none")."""
+    return _int_at_least(value, 0, "the value")
+
+
 def _seed(value: str) -> int:
     return _int_at_least(value, 0, "seed")
 
@@ -93,7 +184,7 @@ def add_common_args(parser: argparse.ArgumentParser, *, paper: str, resumable: b
     )
     group.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     group.add_argument(
-        "--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+        "--device", type=device_arg, default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
     group.add_argument("--dtype", choices=DTYPES, default="auto", help="model dtype (default: auto)")
     group.add_argument(
@@ -135,7 +226,7 @@ def parse_common(args: argparse.Namespace, *, paper: str) -> CommonArgs:
     if args.config is not None:
         config: Path | None = Path(args.config).expanduser()
         if not config.is_file():
-            raise FileNotFoundError(f"--config {config}: no such file; pass an existing TOML file")
+            raise ConfigFileNotFoundError(f"--config {config}: no such file; pass an existing TOML file")
     else:
         try:
             candidate = default_config_path(paper, scale)
@@ -163,9 +254,13 @@ def load_toml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         with open(p, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise FileNotFoundError(f"config file {p} not found; pass --config PATH or create it") from None
+        raise ConfigFileNotFoundError(f"config file {p} not found; pass --config PATH or create it") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {p} is a folder; pass --config PATH of a .toml file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p} is not UTF-8 text ({exc.reason}); pass a TOML file") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {p} is not valid TOML: {exc}") from exc
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}; fix the line it names") from exc
 
 
 C = TypeVar("C")
@@ -184,8 +279,34 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any], *, what: str, **buil
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown {what} config keys {unknown}; known: {sorted(names)}.")
+        raise ConfigError(f"unknown {what} config keys {unknown}; known: {sorted(names)}.")
     return cls(**{k: _tuples(v) for k, v in data.items() if k not in built}, **built)
+
+
+def check_output_path(path: str | os.PathLike[str], *, option: str = "--out", folder: bool = False) -> Path:
+    """Raise `OutputPathError` unless ``path`` can be written (a file, or a folder if ``folder``).
+
+    Called before any work, so a bad ``--out`` fails in a second and nothing is written: the first
+    existing ancestor must be a writable folder (missing folders are created only when writing).
+    Returns the path, user-expanded and absolute.
+    """
+    target = Path(path).expanduser().absolute()
+    if target.exists():
+        if folder and not target.is_dir():
+            raise OutputPathError(f"{option} {path}: exists and is not a folder; pass a folder path.")
+        if not folder and target.is_dir():
+            raise OutputPathError(
+                f"{option} {path}: is a folder; pass a file path such as {Path(path) / 'result.json'}."
+            )
+    existing = next((p for p in (target, *target.parents) if p.exists()), Path(target.anchor))
+    if existing != target and not existing.is_dir():
+        raise OutputPathError(
+            f"{option} {path}: {existing} is a file, so nothing can be written below it; pass another path."
+        )
+    writable = existing if existing.is_dir() else existing.parent
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {path}: {writable} is not writable; pass a path you can write to.")
+    return target
 
 
 def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:

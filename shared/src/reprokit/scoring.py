@@ -13,8 +13,8 @@ from typing import Literal
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from reprokit.lm import LanguageModel, check_token_ids, input_device, require_lm
 from reprokit.progress import progress
 
 PaddingSide = Literal["left", "right"]
@@ -47,13 +47,9 @@ class SequenceScores:
         return len(self.token_logprobs)
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def score_token_ids(
-    model: PreTrainedModel,
+    model: LanguageModel | torch.nn.Module,
     sequences: Sequence[Sequence[int]],
     *,
     prompt_lengths: Sequence[int] | None = None,
@@ -67,6 +63,8 @@ def score_token_ids(
     The first token of a sequence is never scored (it has no context); a prompt length of 0 or 1
     scores everything after it. Sequences are batched in their given order and padded on
     `padding_side`; position ids follow the attention mask so left padding gives the same numbers.
+    `model` is a `LanguageModel` (padding with its pad id) or a bare causal LM module (padding with
+    `pad_token_id`, else 0: padded positions are masked out, so any valid id gives the same scores).
     """
     n = len(sequences)
     if n == 0:
@@ -84,8 +82,13 @@ def score_token_ids(
             raise ValueError(
                 f"score_token_ids: sequence {i} is empty; every sequence needs at least one token."
             )
-    pad = pad_token_id if pad_token_id is not None else (getattr(model.config, "pad_token_id", None) or 0)
-    device = _model_device(model)
+    if isinstance(model, LanguageModel):
+        pad = model.pad_id if pad_token_id is None else pad_token_id
+        model = model.model
+    else:
+        pad = 0 if pad_token_id is None else pad_token_id
+    check_token_ids(model, sequences, "score_token_ids: sequence")
+    device = input_device(model)
     was_training = model.training
     model.eval()
     out: list[np.ndarray] = []
@@ -118,8 +121,7 @@ def score_token_ids(
 
 
 def score_texts(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    lm: LanguageModel,
     texts: Sequence[str],
     *,
     prompts: Sequence[str] | None = None,
@@ -136,6 +138,7 @@ def score_texts(
     tokenizer's bos, if it adds one, makes the first real token count too). `max_length` truncates
     from the left, keeping the end of the text.
     """
+    lm = require_lm(lm, "score_texts: lm")
     if prompts is not None and len(prompts) != len(texts):
         raise ValueError(f"score_texts: {len(prompts)} prompts for {len(texts)} texts.")
     sequences: list[list[int]] = []
@@ -144,13 +147,13 @@ def score_texts(
         if prompts is None:
             if not text:
                 raise ValueError(f"score_texts: text {i} is empty.")
-            ids = tokenizer(text, add_special_tokens=add_special_tokens).input_ids
+            ids = lm.encode(text, add_special_tokens=add_special_tokens)
             p = 0
         else:
             if not text:
                 raise ValueError(f"score_texts: continuation {i} is empty; there is nothing to score.")
-            p_ids = tokenizer(prompts[i], add_special_tokens=add_special_tokens).input_ids
-            c_ids = tokenizer(text, add_special_tokens=False).input_ids
+            p_ids = lm.encode(prompts[i], add_special_tokens=add_special_tokens)
+            c_ids = lm.encode(text, add_special_tokens=False)
             ids, p = [*p_ids, *c_ids], len(p_ids)
         if max_length is not None and len(ids) > max_length:
             cut = len(ids) - max_length
@@ -158,11 +161,10 @@ def score_texts(
         sequences.append(ids)
         prompt_lengths.append(p)
     return score_token_ids(
-        model,
+        lm,
         sequences,
         prompt_lengths=prompt_lengths,
         batch_size=batch_size,
-        padding_side=padding_side or getattr(tokenizer, "padding_side", "right"),
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        padding_side=padding_side or getattr(lm.tokenizer, "padding_side", "right"),
         show_progress=show_progress,
     )

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from transformers import (
     AutoModelForCausalLM,
-    AutoTokenizer,
     Gemma2Config,
     GPTNeoXConfig,
     LlamaConfig,
@@ -38,6 +37,7 @@ from transformers import (
 
 import reprokit
 from reprokit.cli import resolve_cache_dir
+from reprokit.lm import LanguageModel, load_lm
 from reprokit.progress import progress
 from reprokit.results import atomic_directory
 
@@ -363,7 +363,7 @@ def train(
     order = np.asarray(order, dtype=np.int64)
     if order.min() < 0 or order.max() >= len(examples):
         raise ValueError(f"train: order holds indices outside [0, {len(examples)}).")
-    pad = pad_token_id if pad_token_id is not None else (model.config.pad_token_id or 0)
+    pad = 0 if pad_token_id is None else pad_token_id  # any valid id: padded positions are masked, no loss
     bs = config.batch_size
     total_steps = math.ceil(len(order) / bs)
     model.train()
@@ -459,14 +459,12 @@ class TrainedModel:
             raise FileNotFoundError(f"no checkpoint at step {step} in {self.path}; saved: {saved or 'none'}.")
         return path
 
-    def load(self, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-        """Load model (eval mode) and tokenizer from the cached folder."""
+    def load(
+        self, *, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32
+    ) -> LanguageModel:
+        """The model (eval mode) and its tokenizer from the cached folder (`reprokit.lm.load_lm`)."""
         with _quiet_hf_bars():
-            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype, use_safetensors=True).to(
-                device
-            )
-        model.eval()
-        return model, AutoTokenizer.from_pretrained(self.path)
+            return load_lm(self.path, device=device, dtype=dtype)
 
     @classmethod
     def open(cls, path: str | Path) -> TrainedModel:

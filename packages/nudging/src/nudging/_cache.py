@@ -1,12 +1,15 @@
-"""A KV cache whose full-attention layers grow in place (amortised doubling) instead of by `torch.cat`.
+"""The KV caches of both drivers: growable layers, and the plan of what a cache must recompute.
 
 transformers' `DynamicLayer` concatenates the whole cache with every new token, which is quadratic in
-the answer length and dominated the batched decoding profile; this layer writes new columns into a
+the answer length and dominated the batched decoding profile; `GrowableLayer` writes new columns into a
 buffer with spare capacity and exposes views of the filled part. Other layer kinds (sliding windows)
-are left as transformers builds them.
+are left as transformers builds them. `plan_sync` and `answer_from` are the one sync rule of the
+single-stream cache (`nudging.fast.CachedLM`) and the batched one (`nudging.lockstep.BatchedCachedLM`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 from transformers import PreTrainedModel
@@ -96,3 +99,41 @@ def is_full_attention(model: PreTrainedModel) -> bool:
     except Exception:  # an architecture DynamicCache cannot describe
         return False
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+# ------------------------------------------------------------------------------------------- sync plan
+Logits = dict[int, torch.Tensor]  # position p -> next-token logits after ids[: p + 1]
+
+
+def _lcp(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def plan_sync(
+    ids: list[int], memo: Logits, target: list[int], need: Iterable[int]
+) -> tuple[set[int], int | None]:
+    """(positions whose logits are wanted, first position to recompute or None if all are at hand).
+
+    Shared by `CachedLM` and the batched cache: the cache holds `ids` and the logits in `memo`; what it
+    must recompute starts where `target` leaves the cached ids or at the first wanted position missing.
+    """
+    if not target:
+        raise ValueError("cannot sync a model to an empty token sequence")
+    wanted = {*need, len(target) - 1}
+    n = _lcp(ids, target)
+    missing = [p for p in wanted if p >= n or p not in memo]
+    return wanted, (min(n, *missing) if missing else None)
+
+
+def answer_from(memo: Logits, wanted: set[int]) -> tuple[Logits, Logits]:
+    """(the logits at `wanted`, the memo without logits no later call can ask for once it is large)."""
+    if len(memo) > 4 * len(wanted) + 32:
+        low = min(wanted)
+        memo = {p: v for p, v in memo.items() if p >= low}
+    return {p: memo[p] for p in wanted}, memo

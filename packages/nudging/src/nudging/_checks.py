@@ -1,4 +1,8 @@
-"""Input validation and set-up shared by both implementations: prompts, models, devices, EOS ids."""
+"""Input validation and set-up shared by every implementation: prompts, models, devices, EOS ids.
+
+A (base, nudging) model pair is checked once, where it enters: by `Nudger` at construction, or by
+`check_and_prepare` in the one-call functions. The drivers behind them take checked `Setup`s.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from nudging._lm import eos_ids, input_device
 from nudging.config import NudgingConfig
 from nudging.prompts import NudgingPrompt, build_prompts
+from reprokit.lm import LanguageModel, input_device, require_lm
 
 
 def resolve_prompt(
@@ -26,33 +30,17 @@ def resolve_prompt(
     return build_prompts(prompt, nudging_tokenizer, plain_nudger_prompt=plain_nudger_prompt)
 
 
-def check_pair(
-    base_model: PreTrainedModel,
-    base_tokenizer: PreTrainedTokenizerBase,
-    nudging_model: PreTrainedModel,
-    nudging_tokenizer: PreTrainedTokenizerBase,
-    *,
-    allow_mixed_devices: bool = False,
-) -> None:
-    """Raise a clear error for unusable models/tokenizers or models on different devices."""
-    for role, model, tok in (
-        ("base", base_model, base_tokenizer),
-        ("nudging", nudging_model, nudging_tokenizer),
-    ):
-        if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "forward", None)):
-            raise TypeError(
-                f"the {role} model must be a causal LM (torch module), got {type(model).__name__}"
-            )
-        if not callable(tok):
-            raise TypeError(
-                f"the {role} tokenizer must be a Hugging Face tokenizer, got {type(tok).__name__}"
-            )
-        if input_device(model).type == "meta":
+def check_pair(base: LanguageModel, nudger: LanguageModel, *, allow_mixed_devices: bool = False) -> None:
+    """Raise a clear error for arguments that are not model handles, unloaded models, or models on
+    different devices."""
+    for role, lm in (("base", base), ("nudging", nudger)):
+        require_lm(lm, f"the {role} model")
+        if input_device(lm.model).type == "meta":
             raise ValueError(
                 f"the {role} model's weights are on the 'meta' device (not loaded); load it with real "
-                "weights (e.g. reprokit.models.load_causal_lm) before nudging."
+                "weights (e.g. reprokit.lm.load_lm) before nudging."
             )
-    base_dev, nudge_dev = input_device(base_model), input_device(nudging_model)
+    base_dev, nudge_dev = input_device(base.model), input_device(nudger.model)
     if base_dev != nudge_dev and not allow_mixed_devices:
         raise ValueError(
             f"the base model is on {base_dev} but the nudging model is on {nudge_dev}; move both to one "
@@ -72,31 +60,26 @@ class Setup:
     generator: torch.Generator | None
 
 
-def prepare_many(
-    base_model: PreTrainedModel,
-    base_tokenizer: PreTrainedTokenizerBase,
-    nudging_model: PreTrainedModel,
-    nudging_tokenizer: PreTrainedTokenizerBase,
+def make_setups(
+    base: LanguageModel,
+    nudger: LanguageModel,
     prompts: Sequence[str | NudgingPrompt],
     config: NudgingConfig | None,
     *,
     plain_nudger_prompt: bool,
-    allow_mixed_devices: bool,
 ) -> list[Setup]:
-    """Validate the pair once and every prompt; resolve config, prompts, EOS ids and sampling generators.
+    """Check every prompt and resolve config, prompts, EOS ids and sampling generators (the pair itself
+    was checked where it entered: `check_and_prepare`, or `Nudger` once at construction).
 
     Each question gets its own generator seeded with `config.seed`, so a batch samples exactly what the
     questions would sample one by one.
     """
     config = config or NudgingConfig()
-    check_pair(
-        base_model, base_tokenizer, nudging_model, nudging_tokenizer, allow_mixed_devices=allow_mixed_devices
-    )
-    base_eos, nudge_eos = eos_ids(base_model, base_tokenizer), eos_ids(nudging_model, nudging_tokenizer)
+    base_eos, nudge_eos = base.eos_ids, nudger.eos_ids
     return [
         Setup(
             config=config,
-            prompts=resolve_prompt(prompt, nudging_tokenizer, plain_nudger_prompt=plain_nudger_prompt),
+            prompts=resolve_prompt(prompt, nudger.tokenizer, plain_nudger_prompt=plain_nudger_prompt),
             base_eos=base_eos,
             nudge_eos=nudge_eos,
             generator=torch.Generator().manual_seed(config.seed) if config.do_sample else None,
@@ -105,25 +88,22 @@ def prepare_many(
     ]
 
 
-def prepare(
-    base_model: PreTrainedModel,
-    base_tokenizer: PreTrainedTokenizerBase,
-    nudging_model: PreTrainedModel,
-    nudging_tokenizer: PreTrainedTokenizerBase,
-    prompt: str | NudgingPrompt,
+def check_and_prepare(
+    base: LanguageModel,
+    nudger: LanguageModel,
+    prompts: Sequence[str | NudgingPrompt],
     config: NudgingConfig | None,
     *,
     plain_nudger_prompt: bool,
     allow_mixed_devices: bool,
-) -> Setup:
-    """`prepare_many` for one question."""
-    return prepare_many(
-        base_model,
-        base_tokenizer,
-        nudging_model,
-        nudging_tokenizer,
-        [prompt],
+) -> list[Setup]:
+    """Where a pair enters through a function (`nudge_fast`, `nudge_reference`, `nudge_batch`): check the
+    pair once, then every prompt (`make_setups`), before any decoding starts."""
+    check_pair(base, nudger, allow_mixed_devices=allow_mixed_devices)
+    return make_setups(
+        base,
+        nudger,
+        prompts,
         config,
         plain_nudger_prompt=plain_nudger_prompt,
-        allow_mixed_devices=allow_mixed_devices,
-    )[0]
+    )

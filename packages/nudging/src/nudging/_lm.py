@@ -1,54 +1,18 @@
-"""Small helpers shared by the reference and fast implementations: encoding, top-1, detokenization."""
+"""Small helpers shared by the reference and fast implementations: top-1 choice, detokenization.
+
+Device, pad id, EOS ids and encoding come from the model handle (`reprokit.lm.LanguageModel`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from nudging.config import NudgingConfig
 
 _CONTEXT = 6  # tokens of left context used to detokenize a new token with its leading space
-
-
-def input_device(model: PreTrainedModel) -> torch.device:
-    """The device of the model's input embeddings (where input ids must go)."""
-    try:
-        return model.get_input_embeddings().weight.device
-    except (AttributeError, NotImplementedError):
-        return next(model.parameters()).device
-
-
-def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
-    """Every end-of-sequence id: the tokenizer's and the generation config's (may be a list)."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    gen = getattr(model, "generation_config", None)
-    value = getattr(gen, "eos_token_id", None) if gen is not None else None
-    if isinstance(value, int):
-        ids.add(value)
-    elif isinstance(value, (list, tuple)):
-        ids.update(int(v) for v in value)
-    if not ids:
-        raise ValueError(
-            "the model/tokenizer defines no end-of-sequence token; set tokenizer.eos_token so that "
-            "generation can end."
-        )
-    return frozenset(ids)
-
-
-def pad_id(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
-    """The id that fills batch padding: the tokenizer's pad token, else the smallest EOS id."""
-    if tokenizer.pad_token_id is not None:
-        return int(tokenizer.pad_token_id)
-    return min(eos_ids(model, tokenizer))
-
-
-def encode(tokenizer: PreTrainedTokenizerBase, text: str, *, add_special_tokens: bool) -> list[int]:
-    """Token ids of `text` (the canonical tokenization every call agrees on)."""
-    return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
 
 def token_texts(tokenizer: PreTrainedTokenizerBase, context: Sequence[int], new: Sequence[int]) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reprokit.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class NudgingConfig:
@@ -56,23 +58,23 @@ class NudgingConfig:
             or not isinstance(self.gamma, (int, float))
             or not 0.0 <= self.gamma <= 1.0
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"NudgingConfig.gamma must be a probability in [0, 1], got {self.gamma!r}; "
                 "the paper uses 0.3-0.4 (0 = base model only, 1 = nudging model nearly always)."
             )
         for name in ("lookahead_tokens", "base_chunk_tokens", "max_new_tokens", "max_rounds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"NudgingConfig.{name} must be a positive int, got {value!r}.")
+                raise ConfigError(f"NudgingConfig.{name} must be a positive int, got {value!r}.")
         for name in ("repeat_nudge_limit", "min_repeat_words", "min_repetition_chars"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"NudgingConfig.{name} must be an int >= 0, got {value!r}.")
+                raise ConfigError(f"NudgingConfig.{name} must be an int >= 0, got {value!r}.")
         if self.repeat_nudge_limit == 1:
-            raise ValueError(
+            raise ConfigError(
                 "NudgingConfig.repeat_nudge_limit must be 0 (off) or >= 2 (rounds in a row), got 1."
             )
         if not self.temperature > 0:
-            raise ValueError(f"NudgingConfig.temperature must be > 0, got {self.temperature!r}.")
+            raise ConfigError(f"NudgingConfig.temperature must be > 0, got {self.temperature!r}.")
         if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"NudgingConfig.top_p must be in (0, 1], got {self.top_p!r}.")
+            raise ConfigError(f"NudgingConfig.top_p must be in (0, 1], got {self.top_p!r}.")

@@ -1,6 +1,6 @@
 """Lock-step batched nudging: many questions decoded together, one batched forward pass per model per step.
 
-Every stream runs the same `nudging.fast.nudging_program`; at each step the driver gathers the queries
+Every stream runs the same `nudging.program.nudging_program`; at each step the driver gathers the queries
 that all streams have pending for the base model and answers them in one batched forward pass, then
 the same for the nudging model. Streams are in different phases (one drafts with the nudging model while
 another writes with the base model) and need different numbers of new tokens, so the batched KV cache
@@ -20,15 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
-from nudging._cache import GrowableLayer, growable_cache, is_full_attention
-from nudging._checks import prepare_many
-from nudging._lm import input_device, pad_id
+from nudging._cache import GrowableLayer, Logits, answer_from, growable_cache, is_full_attention, plan_sync
+from nudging._checks import Setup, check_and_prepare
 from nudging.config import NudgingConfig
-from nudging.fast import Logits, Program, Query, answer_from, nudge_fast, nudging_program, plan_sync
+from nudging.fast import run_stream
+from nudging.program import Program, Query, nudging_program
 from nudging.prompts import NudgingPrompt
 from nudging.result import NudgeResult
+from reprokit.lm import LanguageModel, input_device
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +157,8 @@ class BatchedCachedLM:
 
 
 def nudge_batch(
-    base_model: PreTrainedModel,
-    base_tokenizer: PreTrainedTokenizerBase,
-    nudging_model: PreTrainedModel,
-    nudging_tokenizer: PreTrainedTokenizerBase,
+    base: LanguageModel,
+    nudger: LanguageModel,
     prompts: Sequence[str | NudgingPrompt],
     config: NudgingConfig | None = None,
     *,
@@ -176,40 +175,60 @@ def nudge_batch(
     step, as the nudging model is much smaller, instead of holding its stream back for 16 base steps.
     Results come back in the order of `prompts`; `on_result(index, result)` is called as each finishes
     (e.g. to advance a progress bar). Models whose cache is not plain full attention (sliding windows)
-    are decoded one stream after another with `nudge_fast` instead, with a log message.
+    are decoded one stream after another with `nudging.fast` instead, with a log message.
     """
     if isinstance(prompts, (str, NudgingPrompt)):
         raise TypeError("nudge_batch takes a list of prompts; use nudge_fast() for a single one")
-    for name, value in (("batch_size", batch_size), ("nudger_steps", nudger_steps)):
-        allowed_none = name == "nudger_steps" and value is None  # None: until no stream waits
-        if not allowed_none and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    items = list(prompts)
-    setups = prepare_many(  # every prompt is validated before any decoding starts
-        base_model,
-        base_tokenizer,
-        nudging_model,
-        nudging_tokenizer,
-        items,
+    check_batch_args(batch_size, nudger_steps)
+    setups = check_and_prepare(  # the pair and every prompt are checked before any decoding starts
+        base,
+        nudger,
+        list(prompts),
         config,
         plain_nudger_prompt=plain_nudger_prompt,
         allow_mixed_devices=allow_mixed_devices,
     )
+    return run_lockstep(
+        setups,
+        base,
+        nudger,
+        batch_size=batch_size,
+        nudger_steps=nudger_steps,
+        on_result=on_result,
+    )
+
+
+def check_batch_args(batch_size: int, nudger_steps: int | None) -> None:
+    """A positive `batch_size`, and a positive `nudger_steps` or None (until no stream waits)."""
+    for name, value in (("batch_size", batch_size), ("nudger_steps", nudger_steps)):
+        allowed_none = name == "nudger_steps" and value is None
+        if not allowed_none and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def run_lockstep(
+    setups: Sequence[Setup],
+    base: LanguageModel,
+    nudger: LanguageModel,
+    *,
+    batch_size: int,
+    nudger_steps: int | None = None,
+    on_result: Callable[[int, NudgeResult], None] | None = None,
+) -> list[NudgeResult]:
+    """Decode checked `setups` in lock-step (see `nudge_batch`; the pair was checked where it entered)."""
+    items = list(setups)
     results: list[NudgeResult | None] = [None] * len(items)
-    if not (is_full_attention(base_model) and is_full_attention(nudging_model)):
+    if not (is_full_attention(base.model) and is_full_attention(nudger.model)):
         logger.info("nudge_batch: a model uses sliding-window attention; decoding streams one by one")
-        for i, s in enumerate(setups):
-            results[i] = nudge_fast(
-                base_model, base_tokenizer, nudging_model, nudging_tokenizer, s.prompts, s.config,
-                allow_mixed_devices=allow_mixed_devices,
-            )  # fmt: skip
+        for i, s in enumerate(items):
+            results[i] = run_stream(s, base, nudger)
             if on_result is not None:
                 on_result(i, results[i])
         return results  # type: ignore[return-value]
     n_rows = min(batch_size, len(items))
     lms = {
-        "base": BatchedCachedLM(base_model, n_rows, pad_id(base_model, base_tokenizer)),
-        "nudger": BatchedCachedLM(nudging_model, n_rows, pad_id(nudging_model, nudging_tokenizer)),
+        "base": BatchedCachedLM(base.model, n_rows, base.pad_id),
+        "nudger": BatchedCachedLM(nudger.model, n_rows, nudger.pad_id),
     }
     queue = iter(range(len(items)))
     streams: dict[int, tuple[int, Program]] = {}  # row -> (prompt index, program)
@@ -235,12 +254,12 @@ def nudge_batch(
                 if nxt is None:
                     del streams[row]
                     return
-                streams[row] = (nxt, nudging_program(setups[nxt], base_tokenizer, nudging_tokenizer))
+                streams[row] = (nxt, nudging_program(items[nxt], base, nudger))
                 answer = None
 
     for row in range(n_rows):
         index = next(queue)
-        streams[row] = (index, nudging_program(setups[index], base_tokenizer, nudging_tokenizer))
+        streams[row] = (index, nudging_program(items[index], base, nudger))
         start(row)
     while pending:
         for role, lm in lms.items():

@@ -7,15 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from nudging._checks import check_pair, resolve_prompt
+from nudging._checks import Setup, check_pair, make_setups, resolve_prompt
 from nudging.config import NudgingConfig
-from nudging.fast import nudge_fast
-from nudging.lockstep import nudge_batch
+from nudging.fast import run_stream
+from nudging.lockstep import check_batch_args, run_lockstep
 from nudging.prompts import NudgingPrompt
-from nudging.reference import nudge_reference
+from nudging.reference import run_reference
 from nudging.result import NudgeResult
+from reprokit.lm import LanguageModel
 
 logger = logging.getLogger(__name__)
 
@@ -25,16 +24,16 @@ Implementation = Literal["fast", "reference"]
 class Nudger:
     """A base model aligned at inference time by a small aligned (nudging) model, of any family.
 
-    The base model gets the plain prompt, the nudging model its own chat template; they exchange text,
-    so the two tokenizers may differ. `implementation="reference"` selects the slow stateless version.
+    `base` and `nudger` are `reprokit.lm.LanguageModel` handles (`load_lm(path)`, or
+    `LanguageModel(model, tokenizer)` for models in memory). The base model gets the plain prompt, the
+    nudging model its own chat template; they exchange text, so the two tokenizers may differ.
+    `implementation="reference"` selects the slow stateless version.
     """
 
     def __init__(
         self,
-        base_model: PreTrainedModel,
-        base_tokenizer: PreTrainedTokenizerBase,
-        nudging_model: PreTrainedModel,
-        nudging_tokenizer: PreTrainedTokenizerBase,
+        base: LanguageModel,
+        nudger: LanguageModel,
         config: NudgingConfig | None = None,
         *,
         plain_nudger_prompt: bool = False,
@@ -45,17 +44,10 @@ class Nudger:
             raise ValueError(f"implementation must be 'fast' or 'reference', got {implementation!r}")
         if config is not None and not isinstance(config, NudgingConfig):
             raise TypeError(f"config must be a NudgingConfig, got {type(config).__name__}")
-        check_pair(
-            base_model,
-            base_tokenizer,
-            nudging_model,
-            nudging_tokenizer,
-            allow_mixed_devices=allow_mixed_devices,
-        )
-        if not plain_nudger_prompt and getattr(nudging_tokenizer, "chat_template", None) is None:
-            resolve_prompt("probe", nudging_tokenizer, plain_nudger_prompt=False)  # raises the clear error
-        self.base_model, self.base_tokenizer = base_model, base_tokenizer
-        self.nudging_model, self.nudging_tokenizer = nudging_model, nudging_tokenizer
+        check_pair(base, nudger, allow_mixed_devices=allow_mixed_devices)
+        if not plain_nudger_prompt and nudger.chat_template is None:
+            resolve_prompt("probe", nudger.tokenizer, plain_nudger_prompt=False)  # raises the clear error
+        self.base, self.nudger = base, nudger
         self.config = config or NudgingConfig()
         self.plain_nudger_prompt = plain_nudger_prompt
         self.allow_mixed_devices = allow_mixed_devices
@@ -72,28 +64,32 @@ class Nudger:
         device: str = "auto",
         **kwargs: object,
     ) -> Nudger:
-        """Load both models (hub ids or local folders; safetensors only) with `reprokit.models`."""
-        from reprokit.models import load_causal_lm
+        """Load both models (hub ids or local folders; safetensors only) with `reprokit.lm.load_lm`."""
+        from reprokit.lm import load_lm
 
-        base_model, base_tok = load_causal_lm(base, dtype=dtype, device=device)
-        nudge_model, nudge_tok = load_causal_lm(nudger, dtype=dtype, device=device)
-        return cls(base_model, base_tok, nudge_model, nudge_tok, config, **kwargs)  # type: ignore[arg-type]
+        base_lm = load_lm(base, dtype=dtype, device=device)
+        nudging_lm = load_lm(nudger, dtype=dtype, device=device)
+        return cls(base_lm, nudging_lm, config, **kwargs)  # type: ignore[arg-type]
 
     def generate(self, prompt: str | NudgingPrompt, config: NudgingConfig | None = None) -> NudgeResult:
         """Answer one question (or a pair of ready prompts) by nudged decoding."""
-        impl = nudge_fast if self.implementation == "fast" else nudge_reference
-        return impl(
-            self.base_model,
-            self.base_tokenizer,
-            self.nudging_model,
-            self.nudging_tokenizer,
-            prompt,
-            config or self.config,
-            plain_nudger_prompt=self.plain_nudger_prompt,
-            allow_mixed_devices=self.allow_mixed_devices,
-        )
+        (setup,) = self._setups([prompt], config)
+        run = run_stream if self.implementation == "fast" else run_reference
+        return run(setup, self.base, self.nudger)
 
     __call__ = generate
+
+    def _setups(self, prompts: Sequence[str | NudgingPrompt], config: NudgingConfig | None) -> list[Setup]:
+        """Checked set-ups of `prompts` (the models were checked once, in `__init__`)."""
+        if config is not None and not isinstance(config, NudgingConfig):
+            raise TypeError(f"config must be a NudgingConfig, got {type(config).__name__}")
+        return make_setups(
+            self.base,
+            self.nudger,
+            prompts,
+            config or self.config,
+            plain_nudger_prompt=self.plain_nudger_prompt,
+        )
 
     def generate_batch(
         self,
@@ -112,39 +108,28 @@ class Nudger:
 
         if isinstance(prompts, (str, NudgingPrompt)):
             raise TypeError("generate_batch takes a list of prompts; use generate() for a single one")
-        items = list(prompts)
+        check_batch_args(batch_size, None)
+        setups = self._setups(list(prompts), config)  # every prompt is checked before decoding starts
+        models = (self.base, self.nudger)
         quiet = {} if show_progress else {"disable": True}  # else reprokit decides (off in CI)
-        with progress(total=len(items), desc=desc, **quiet) as bar:
+        with progress(total=len(setups), desc=desc, **quiet) as bar:
             if self.implementation == "reference":
                 out = []
-                for p in items:
-                    out.append(self.generate(p, config))
+                for setup in setups:
+                    out.append(run_reference(setup, *models))
                     bar.update(1)
                 return out
-            return nudge_batch(
-                self.base_model,
-                self.base_tokenizer,
-                self.nudging_model,
-                self.nudging_tokenizer,
-                items,
-                config or self.config,
-                batch_size=batch_size,
-                plain_nudger_prompt=self.plain_nudger_prompt,
-                allow_mixed_devices=self.allow_mixed_devices,
-                on_result=lambda _i, _r: bar.update(1),
+            return run_lockstep(
+                setups, *models, batch_size=batch_size, on_result=lambda _i, _r: bar.update(1)
             )
 
 
 def nudge(
-    base_model: PreTrainedModel,
-    base_tokenizer: PreTrainedTokenizerBase,
-    nudging_model: PreTrainedModel,
-    nudging_tokenizer: PreTrainedTokenizerBase,
+    base: LanguageModel,
+    nudger: LanguageModel,
     prompt: str | NudgingPrompt,
     config: NudgingConfig | None = None,
     **kwargs: object,
 ) -> NudgeResult:
-    """One nudged answer: `Nudger(...).generate(prompt)` in one call."""
-    return Nudger(base_model, base_tokenizer, nudging_model, nudging_tokenizer, config, **kwargs).generate(
-        prompt
-    )  # type: ignore[arg-type]
+    """One nudged answer: `Nudger(base, nudger, config).generate(prompt)` in one call."""
+    return Nudger(base, nudger, config, **kwargs).generate(prompt)  # type: ignore[arg-type]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
+from reprokit.errors import DataError, ModelLoadError
+
 #: The system prompt of every reasoning, QA, math and symbolic task in the paper.
 SYSTEM_PROMPT = "Answer the question by walking through the reasoning steps."
 #: The system prompt of just-eval and just-eval-safety.
@@ -44,10 +46,10 @@ def nudger_prompt(
     if plain:
         return base_prompt(question, system=system or "", context=context)
     if getattr(tokenizer, "chat_template", None) is None:
-        raise ValueError(
+        raise ModelLoadError(
             "the nudging tokenizer has no chat template, but nudging prompts the aligned model in its chat "
             "format; use an instruction-tuned model's tokenizer (or set tokenizer.chat_template), or pass "
-            "plain_prompt=True to prompt it with the plain base prompt."
+            "plain_prompt=True (--plain-nudger-prompt) to prompt it with the plain base prompt."
         )
     messages = []
     if system:
@@ -62,7 +64,10 @@ def nudger_prompt(
         try:
             rendered = tokenizer.apply_chat_template(folded, add_generation_prompt=True, tokenize=False)
         except Exception:
-            raise ValueError(f"the nudging tokenizer's chat template failed to render: {err}") from err
+            raise ModelLoadError(
+                f"the nudging tokenizer's chat template failed to render: {err}; pass --plain-nudger-prompt "
+                "(plain_prompt=True) or fix tokenizer.chat_template."
+            ) from err
     if not isinstance(rendered, str):
         raise TypeError(f"apply_chat_template returned {type(rendered).__name__}, expected a string")
     return rendered
@@ -89,4 +94,4 @@ def _check_question(question: str) -> None:
     if not isinstance(question, str):
         raise TypeError(f"the question must be a string, got {type(question).__name__}")
     if not question.strip():
-        raise ValueError("the prompt/question is empty; pass the question text to answer.")
+        raise DataError("the prompt/question is empty; pass the question text to answer.")

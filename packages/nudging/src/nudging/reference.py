@@ -13,14 +13,14 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nudging._checks import prepare
-from nudging._lm import choose, encode, input_device, token_texts
+from nudging._checks import Setup, check_and_prepare
+from nudging._lm import choose, token_texts
 from nudging.config import NudgingConfig
 from nudging.prompts import NudgingPrompt
 from nudging.result import NudgeResult, Segment, StopReason, finalize
 from nudging.words import count_words, is_repeated_nudge, join_words, split_words, strip_trailing_repetitions
+from reprokit.lm import LanguageModel
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,7 @@ class Completion:
 
 @torch.no_grad()
 def complete(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    lm: LanguageModel,
     prompt_ids: list[int],
     max_tokens: int,
     eos: frozenset[int],
@@ -51,7 +50,7 @@ def complete(
     generator: torch.Generator | None = None,
 ) -> Completion:
     """A stateless completion call: encode nothing is reused; decode up to `max_tokens` tokens."""
-    device = input_device(model)
+    model, device = lm.model, lm.device
     out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1)
     cache, logits = out.cache, out.logits[0, -1]
     ids: list[int] = []
@@ -70,47 +69,48 @@ def complete(
             input_ids=torch.tensor([[token]], device=device), cache=cache, use_cache=True, logits_to_keep=1
         )
         cache, logits = out.cache, out.logits[0, -1]
-    texts = token_texts(tokenizer, prompt_ids, ids)
+    texts = token_texts(lm.tokenizer, prompt_ids, ids)
     processed = len(prompt_ids) + max(0, len(ids) - (0 if stopped else 1))
     return Completion(tuple(ids), tuple(texts), tuple(p1s), stopped, processed)
 
 
 def nudge_reference(
-    base_model: PreTrainedModel,
-    base_tokenizer: PreTrainedTokenizerBase,
-    nudging_model: PreTrainedModel,
-    nudging_tokenizer: PreTrainedTokenizerBase,
+    base: LanguageModel,
+    nudger: LanguageModel,
     prompt: str | NudgingPrompt,
     config: NudgingConfig | None = None,
     *,
     plain_nudger_prompt: bool = False,
     allow_mixed_devices: bool = False,
 ) -> NudgeResult:
-    """Nudge `base_model` with `nudging_model` on one question, re-encoding everything every call."""
-    setup = prepare(
-        base_model,
-        base_tokenizer,
-        nudging_model,
-        nudging_tokenizer,
-        prompt,
+    """Nudge the `base` model with the `nudger` model on one question, re-encoding everything every call."""
+    (setup,) = check_and_prepare(
+        base,
+        nudger,
+        [prompt],
         config,
         plain_nudger_prompt=plain_nudger_prompt,
         allow_mixed_devices=allow_mixed_devices,
     )
+    return run_reference(setup, base, nudger)
+
+
+def run_reference(setup: Setup, base: LanguageModel, nudger: LanguageModel) -> NudgeResult:
+    """One question by the stateless algorithm (the pair was checked where it entered)."""
     config, prompts, gen = setup.config, setup.prompts, setup.generator
     base_eos, nudge_eos = setup.base_eos, setup.nudge_eos
     gamma, chunk = config.gamma, config.base_chunk_tokens
 
     def base_ids(t: str) -> list[int]:
-        return encode(base_tokenizer, prompts.base + t, add_special_tokens=True)
+        return base.encode(prompts.base + t, add_special_tokens=True)
 
     def base_len(t: str) -> int:
-        return len(encode(base_tokenizer, t, add_special_tokens=False))
+        return len(base.encode(t, add_special_tokens=False))
 
     work = {"base_forward_tokens": 0, "nudger_forward_tokens": 0}
 
     def base_call(t: str) -> Completion:
-        c = complete(base_model, base_tokenizer, base_ids(t), chunk, base_eos, config, gen)
+        c = complete(base, base_ids(t), chunk, base_eos, config, gen)
         work["base_forward_tokens"] += c.processed
         return c
 
@@ -124,10 +124,8 @@ def nudge_reference(
             stop = "length"
             break
         rounds += 1
-        nudger_ids = encode(nudging_tokenizer, prompts.nudger + text, add_special_tokens=False)
-        la = complete(
-            nudging_model, nudging_tokenizer, nudger_ids, config.lookahead_tokens, nudge_eos, config, gen
-        )
+        nudger_ids = nudger.encode(prompts.nudger + text, add_special_tokens=False)
+        la = complete(nudger, nudger_ids, config.lookahead_tokens, nudge_eos, config, gen)
         work["nudger_forward_tokens"] += la.processed
         lazy = config.lazy_lookahead
         if la.stopped and not lazy:
@@ -204,6 +202,6 @@ def nudge_reference(
     final = (
         strip_trailing_repetitions(text, config.min_repetition_chars) if config.strip_repetitions else text
     )
-    result = finalize(segments, stop, rounds, base_tokenizer, strip_to=final)
+    result = finalize(segments, stop, rounds, base.tokenizer, strip_to=final)
     result.info.update(work)
     return result

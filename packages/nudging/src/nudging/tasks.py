@@ -14,7 +14,11 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
+
+from reprokit.cli import error_summary
+from reprokit.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +110,8 @@ TINY_ANALOGUES = {
 def tiny_tasks(
     *, arithmetic, facts, last_letter, coin_flip, n: int, seed: int = 0
 ) -> dict[str, tuple[TaskItem, ...]]:
-    """The five tiny tasks from `reprokit.world` items (`n` per task; facts drawn at random, seeded)."""
+    """The five tiny tasks (`n` per task; facts drawn at random, seeded) from `reprokit.world` fact
+    questions and `nudging.world_reasoning` word problems and symbolic tasks."""
     rng = random.Random(seed)
     facts = list(facts)
     mc = rng.sample(facts, min(n, len(facts)))
@@ -252,22 +257,66 @@ def load_paper_task(
 ) -> list[TaskItem]:
     """Load a paper task with `datasets.load_dataset` (hub id, or local json/parquet `data_files`).
 
-    `n` draws a random subset without replacement, seeded like the official loader (seed 609).
+    `n` draws a random subset without replacement, seeded like the official loader (seed 609). Local
+    files are checked first (exists, not empty, jsonl line by line) and the task's fields must be there.
     """
     import numpy as np
     from datasets import load_dataset
 
+    if isinstance(task, str) and task not in PAPER_TASKS:
+        raise ConfigError(f"unknown task {task!r}; pass one of {sorted(PAPER_TASKS)}.")
     spec = PAPER_TASKS[task] if isinstance(task, str) else task
     if data_files is not None:
-        files = [data_files] if isinstance(data_files, str) else list(data_files)
-        fmt = "parquet" if str(files[0]).endswith(".parquet") else "json"
-        ds = load_dataset(fmt, data_files=files, split="train")
+        files = [str(f) for f in ([data_files] if isinstance(data_files, str) else data_files)]
+        fmt = _check_task_files(files)
+        where = f"--data-files {', '.join(files)}"
+        try:
+            ds = load_dataset(fmt, data_files=files, split="train")
+        except Exception as err:  # pyarrow and datasets raise many types for an unreadable file
+            raise DataError(
+                f"{where}: not a readable {fmt} file ({error_summary(err)}); pass .jsonl or .parquet."
+            ) from err
     else:
-        ds = load_dataset(spec.dataset, spec.config, split=spec.split)
+        where = f"task {spec.key!r} ({spec.dataset})"
+        try:
+            ds = load_dataset(spec.dataset, spec.config, split=spec.split)
+        except Exception as err:  # offline, not in the cache, or no such dataset
+            reason = error_summary(err)
+            raise DataError(
+                f"could not load {where} from the hub ({reason}); pass --data-files with a local copy "
+                "or make the dataset available in the local Hugging Face cache."
+            ) from err
+    fields = [f for f in (spec.question_field, spec.answer_field, spec.choices_field) if f]
+    missing = [f for f in fields if f not in ds.column_names]
+    if missing:
+        raise DataError(
+            f"{where}: the {spec.key} task needs the fields {fields}; {missing} missing "
+            f"(columns: {sorted(ds.column_names)})."
+        )
+    if len(ds) == 0:
+        raise DataError(f"{where} holds no rows; pass a file with at least one question.")
     idx = list(range(len(ds)))
     if n is not None and n < len(ds):
         idx = sorted(np.random.RandomState(seed).choice(len(ds), n, replace=False).tolist())
     return [row_to_item(spec, ds[i], i) for i in idx]
+
+
+def _check_task_files(files: Sequence[str]) -> str:
+    """Each local task file exists, is not empty and parses; the `datasets` loader name of their format."""
+    from reprokit.datafiles import check_input_file, jsonl_problem
+
+    suffixes = {Path(f).suffix.lower() for f in files}
+    if not suffixes <= {".json", ".jsonl", ".parquet"} or len(suffixes) > 1:
+        raise DataError(
+            f"--data-files {', '.join(files)}: unknown or mixed formats {sorted(suffixes)}; pass .jsonl, "
+            ".json or .parquet files of one format."
+        )
+    for f in files:
+        check_input_file(f, what="--data-files")
+        bad = jsonl_problem(f) if f.lower().endswith(".jsonl") else None
+        if bad is not None:
+            raise DataError(f"--data-files {f} {bad}; write one JSON object per line.")
+    return "parquet" if suffixes == {".parquet"} else "json"
 
 
 # ----------------------------------------------------------------------------------------------- judge
@@ -287,10 +336,13 @@ class OpenAIJudge:
         try:
             from openai import OpenAI
         except ImportError as err:
-            raise ImportError("the judge needs the openai client: pip install 'nudging[judge]'") from err
+            raise ConfigError("the judge needs the openai client: pip install 'nudging[judge]'.") from err
         key = os.environ.get(api_key_env)
         if not key and base_url is None:
-            raise ValueError(f"set ${api_key_env} (or pass base_url= for a local OpenAI-compatible server)")
+            raise ConfigError(
+                f"the judge needs an API key: set ${api_key_env} (or pass base_url= / --judge-base-url for a "
+                "local OpenAI-compatible server)."
+            )
         self.client = OpenAI(base_url=base_url, api_key=key or "none")
         self.model = model
 

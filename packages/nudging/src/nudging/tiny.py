@@ -13,33 +13,43 @@ The world is designed so that the paper's premises hold at about 1M parameters:
   "The answer is X.", end of sequence) but fewer facts and weaker arithmetic.
 Per family (own architecture, own BPE tokenizer): a large base model, a small aligned model and a large
 aligned model (the large base, aligned the same way). Everything is cached by `reprokit.zoo`.
+
+One seed drives it all (`build_tiny(config, seed=...)`, the reproduction's `--seed`): the world, the
+text sets and evaluation items drawn from it, and the models' initialisation and training orders.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from nudging.tasks import TaskItem, score, tiny_tasks
+from nudging.world_reasoning import arithmetic_problems, coin_flip_tasks, last_letter_tasks
 from reprokit.tokenizer import train_tokenizer
 from reprokit.world import (
     SYSTEM_PROMPT,
     World,
     WorldConfig,
-    arithmetic_problems,
     chat_pairs,
-    coin_flip_tasks,
     fact_questions,
-    last_letter_tasks,
     make_world,
     split_by_person,
 )
 from reprokit.zoo import TrainConfig, TrainedModel, encode_chats, encode_texts, train_cached
+
+if TYPE_CHECKING:
+    from nudging.evaluation import NudgingSetup
+    from nudging.reproduce import TinySection
+    from reprokit.lm import LanguageModel
+    from reprokit.reproduce import RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +70,11 @@ class FamilySpec:
 
 @dataclass(frozen=True)
 class TinyConfig:
-    """Sizes of the tiny world, corpus, models and training (see `reproduce/configs/nudging/tiny.toml`)."""
+    """Sizes of the tiny world, corpus, models and training (see `reproduce/configs/nudging/tiny.toml`).
 
-    seed: int = 0
+    There is no seed here: the seed is an argument of `build_tiny` (the reproduction's `--seed`).
+    """
+
     n_people: int = 80
     n_first_names: int | None = 12
     n_last_names: int | None = 12
@@ -103,6 +115,18 @@ class TinyConfig:
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3.0, batch_size=16, lr=1e-3))
     max_length: int = 160
 
+    def __post_init__(self) -> None:
+        for name in ("large_pretrain", "small_pretrain", "finetune"):
+            if getattr(self, name).seed != 0:
+                raise ValueError(
+                    f"TinyConfig.{name}.seed is set; the training seed is the run seed "
+                    f"(build_tiny(seed=...), --seed of the reproduction): remove `seed` from {name}."
+                )
+
+    def train_config(self, name: str, seed: int) -> TrainConfig:
+        """`large_pretrain`, `small_pretrain` or `finetune`, seeded with the run seed."""
+        return dataclasses.replace(getattr(self, name), seed=seed)
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -138,8 +162,8 @@ class TinyFamily:
     tokenizer: PreTrainedTokenizerBase
     models: dict[str, TrainedModel]
 
-    def load(self, role: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        """(model, tokenizer) of `role` in eval mode, on the CPU."""
+    def load(self, role: str) -> LanguageModel:
+        """The model of `role` with its tokenizer, in eval mode, on the CPU."""
         if role not in self.models:
             raise KeyError(f"unknown role {role!r}; choose from {tuple(self.models)}")
         return self.models[role].load()
@@ -181,11 +205,15 @@ def fact_pages(
     return pages
 
 
-def build_data(config: TinyConfig) -> TinyData:
-    """The tiny world and every text built from it (pure function of `config`)."""
+def build_data(config: TinyConfig, *, seed: int = 0) -> TinyData:
+    """The tiny world and every text built from it (a pure function of `config` and `seed`).
+
+    Parts use ``seed + k`` for a few small k (the small model's reading, question styles); seed 0 builds
+    the world of the committed results.
+    """
     world = make_world(
         WorldConfig(
-            seed=config.seed,
+            seed=seed,
             n_people=config.n_people,
             n_first_names=config.n_first_names,
             n_last_names=config.n_last_names,
@@ -196,37 +224,35 @@ def build_data(config: TinyConfig) -> TinyData:
     ids = [p.id for p in world.people]
     eval_frac = 1.0 - config.qa_fraction - config.align_fraction
     groups = split_by_person(
-        ids, {"qa": config.qa_fraction, "align": config.align_fraction, "eval": eval_frac}, seed=config.seed
+        ids, {"qa": config.qa_fraction, "align": config.align_fraction, "eval": eval_frac}, seed=seed
     )
-    rng = random.Random(config.seed)
+    rng = random.Random(seed)
     attrs = tuple(config.fact_attributes)
-    all_facts = fact_questions(world, attributes=attrs, seed=config.seed)
+    all_facts = fact_questions(world, attributes=attrs, seed=seed)
     facts_by_person: dict[str, list[str]] = {}
     for q in all_facts:
         facts_by_person.setdefault(q.entity_id, []).append(q.fact)
     pages = fact_pages(
-        facts_by_person, ids, per_page=config.people_per_page, repeats=config.doc_repeats, seed=config.seed
+        facts_by_person, ids, per_page=config.people_per_page, repeats=config.doc_repeats, seed=seed
     )
     # The small model reads the pages of a random part of the people (the same share of every group).
-    small_people = sorted(
-        random.Random(config.seed + 1).sample(ids, round(config.small_people_share * len(ids)))
-    )
+    small_people = sorted(random.Random(seed + 1).sample(ids, round(config.small_people_share * len(ids))))
     small_pages = fact_pages(
         facts_by_person,
         small_people,
         per_page=config.people_per_page,
         repeats=config.small_doc_repeats,
-        seed=config.seed + 1,
+        seed=seed + 1,
     )
-    qa_people = fact_questions(world, attributes=attrs, seed=config.seed, people=groups["qa"])
+    qa_people = fact_questions(world, attributes=attrs, seed=seed, people=groups["qa"])
     qa_texts: list[str] = []
     for r in range(config.qa_repeats):
-        qa_texts += _qa_texts(qa_people, config, rng, seed=config.seed + 2 * r)
-        qa_texts += _qa_texts(qa_people, config, rng, seed=config.seed + 2 * r + 1, multiple_choice=True)
+        qa_texts += _qa_texts(qa_people, config, rng, seed=seed + 2 * r)
+        qa_texts += _qa_texts(qa_people, config, rng, seed=seed + 2 * r + 1, multiple_choice=True)
     n_eval = config.n_eval
     arith = arithmetic_problems(
         config.n_arithmetic + config.n_align_arithmetic + n_eval,
-        seed=config.seed,
+        seed=seed,
         world=world,
         min_steps=config.arithmetic_steps,
         max_steps=config.arithmetic_steps,
@@ -234,31 +260,31 @@ def build_data(config: TinyConfig) -> TinyData:
     )
     arith_pre, arith_align = arith[: config.n_arithmetic], arith[config.n_arithmetic : -n_eval]
     n_sym = config.n_symbolic + config.n_align_symbolic + n_eval
-    letters = last_letter_tasks(n_sym, seed=config.seed, world=world)
-    coins = coin_flip_tasks(n_sym, seed=config.seed, world=world)
+    letters = last_letter_tasks(n_sym, seed=seed, world=world)
+    coins = coin_flip_tasks(n_sym, seed=seed, world=world)
     sym_pre = letters[: config.n_symbolic] + coins[: config.n_symbolic]
     sym_align = letters[config.n_symbolic : -n_eval] + coins[config.n_symbolic : -n_eval]
     arith_texts = [p.textbook for p in arith_pre]
-    sym_texts = _qa_texts(sym_pre, config, rng, seed=config.seed)
-    arith_qa = _qa_texts(arith_pre[: config.n_arithmetic_qa], config, rng, seed=config.seed)
+    sym_texts = _qa_texts(sym_pre, config, rng, seed=seed)
+    arith_qa = _qa_texts(arith_pre[: config.n_arithmetic_qa], config, rng, seed=seed)
     skills = qa_texts + arith_texts + arith_qa + sym_texts
     pretrain = pages + skills
     rng.shuffle(pretrain)
     small = small_pages + skills
     rng.shuffle(small)
-    align_people = fact_questions(world, attributes=attrs, seed=config.seed, people=groups["align"])
-    align_items = chat_pairs(align_people, style="aligned", seed=config.seed)
-    align_items += chat_pairs(align_people, style="aligned", seed=config.seed + 1, multiple_choice=True)
-    align_items += chat_pairs([*arith_align, *sym_align], style="aligned", seed=config.seed)
+    align_people = fact_questions(world, attributes=attrs, seed=seed, people=groups["align"])
+    align_items = chat_pairs(align_people, style="aligned", seed=seed)
+    align_items += chat_pairs(align_people, style="aligned", seed=seed + 1, multiple_choice=True)
+    align_items += chat_pairs([*arith_align, *sym_align], style="aligned", seed=seed)
     chats = tuple(tuple(p.messages(system=SYSTEM_PROMPT)) for p in align_items)
-    eval_people = fact_questions(world, attributes=attrs, seed=config.seed, people=groups["eval"])
+    eval_people = fact_questions(world, attributes=attrs, seed=seed, people=groups["eval"])
     tasks = tiny_tasks(
         arithmetic=arith[-n_eval:],
         facts=eval_people,
         last_letter=letters[-n_eval:],
         coin_flip=coins[-n_eval:],
         n=n_eval,
-        seed=config.seed,
+        seed=seed,
     )
     small_set = set(small_people)
     names = {p.id: p.name for p in world.people}
@@ -278,9 +304,15 @@ def build_data(config: TinyConfig) -> TinyData:
 
 
 def build_family(
-    spec: FamilySpec, data: TinyData, config: TinyConfig, *, cache_dir: str | Path | None = None
+    spec: FamilySpec,
+    data: TinyData,
+    config: TinyConfig,
+    *,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> TinyFamily:
-    """Train (or fetch from the cache) one family's tokenizer and three models."""
+    """Train (or fetch from the cache) one family's tokenizer and models; `seed` initialises the models
+    and orders their training examples."""
     tokenizer = train_tokenizer(
         [*data.pretrain_texts, *(m["content"] for c in data.alignment_chats for m in c)],
         vocab_size=spec.vocab_size,
@@ -293,7 +325,7 @@ def build_family(
         spec.large_recipe,
         tokenizer,
         pre,
-        config.large_pretrain,
+        config.train_config("large_pretrain", seed),
         name=f"nudging-{spec.name}-base",
         cache_dir=cache_dir,
     )
@@ -301,7 +333,7 @@ def build_family(
         spec.small_recipe,
         tokenizer,
         small_pre,
-        config.small_pretrain,
+        config.train_config("small_pretrain", seed),
         name=f"nudging-{spec.name}-small-base",
         cache_dir=cache_dir,
     )
@@ -309,7 +341,7 @@ def build_family(
         small_base,
         tokenizer,
         chats,
-        config.finetune,
+        config.train_config("finetune", seed),
         name=f"nudging-{spec.name}-small-aligned",
         cache_dir=cache_dir,
     )
@@ -317,7 +349,7 @@ def build_family(
         base,
         tokenizer,
         chats,
-        config.finetune,
+        config.train_config("finetune", seed),
         name=f"nudging-{spec.name}-large-aligned",
         cache_dir=cache_dir,
     )
@@ -329,16 +361,18 @@ def build_family(
 
 
 def build_tiny(
-    config: TinyConfig | None = None, *, cache_dir: str | Path | None = None
+    config: TinyConfig | None = None, *, seed: int = 0, cache_dir: str | Path | None = None
 ) -> tuple[TinyData, list[TinyFamily]]:
-    """The tiny data and every family's models (a second call loads them from the cache)."""
+    """The tiny data and every family's models for `seed` (a second call loads them from the cache)."""
     config = config or TinyConfig()
-    data = build_data(config)
-    return data, [build_family(spec, data, config, cache_dir=cache_dir) for spec in config.families]
+    data = build_data(config, seed=seed)
+    return data, [
+        build_family(spec, data, config, seed=seed, cache_dir=cache_dir) for spec in config.families
+    ]
 
 
 def probe_knowledge(
-    model_tok: tuple[PreTrainedModel, PreTrainedTokenizerBase],
+    lm: LanguageModel,
     probes: Sequence[Probe],
     *,
     batch_size: int = 16,
@@ -348,17 +382,14 @@ def probe_knowledge(
     A fact probe ("Ada Lee lives in") is right when the completion's first sentence contains the value;
     an arithmetic probe ("Problem: ...\\nSolution:") when the last number of the solution line is right.
     """
-    from nudging.batch import generate_texts
+    from reprokit.generation import generate_texts
 
-    model, tok = model_tok
     out: list[bool] = []
     for kind, max_new in (("fact", 8), ("arithmetic", 72)):
         group = [p for p in probes if p.kind == kind]
         if not group:
             continue
-        texts = generate_texts(
-            model, tok, [p.prompt for p in group], max_new_tokens=max_new, batch_size=batch_size
-        )
+        texts = generate_texts(lm, [p.prompt for p in group], max_new_tokens=max_new, batch_size=batch_size)
         for p, text in zip(group, texts, strict=True):
             first = text.split("\n")[0]
             if kind == "fact":
@@ -370,3 +401,26 @@ def probe_knowledge(
     order = [p for kind in ("fact", "arithmetic") for p in probes if p.kind == kind]
     by_id = {id(p): ok for p, ok in zip(order, out, strict=True)}
     return [by_id[id(p)] for p in probes]
+
+
+def setup(section: TinySection, ctx: RunContext) -> NudgingSetup:
+    """One seed of the tiny reproduction: the world and every family's models built with ``ctx.seed``
+    (trained once, then loaded from the cache), the section's tasks, and every ordered pair of families
+    for the cross-family table."""
+    from nudging.evaluation import Family, NudgingSetup
+
+    data, trained = build_tiny(section.setup, seed=ctx.seed, cache_dir=ctx.cache_dir)
+    families = [
+        Family(
+            f.spec.name,
+            f.load("base"),
+            f.load("small_aligned"),
+            f.load("large_aligned"),
+            section.nudging.gamma,
+            f.load("small_base"),
+        )
+        for f in trained
+    ]
+    tasks = {t: data.tasks[t] for t in section.tasks}
+    pairs = list(itertools.permutations(families, 2))
+    return NudgingSetup(ctx, section, families, tasks, cross_pairs=pairs, probes=data.probes)

@@ -1,60 +1,162 @@
-"""Command line: `palimpsest query | reshuffle | ngram`, each printing its result and writing JSON."""
+"""Command line: `palimpsest query | reshuffle | ngram`, each printing its result and writing JSON.
+
+Every input is checked before the first model loads and the output path before any work; bad input is
+one line on stderr and exit status 2 (`reprokit.cli.run_cli`), and nothing is written. Heavy libraries
+(torch, transformers, datasets) are imported inside the commands so that ``--help`` answers at once.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reprokit.results import atomic_write_json
-from reprokit.stats import log10_p_to_str
+from reprokit.cli import (
+    DTYPES,
+    add_debug_flag,
+    check_output_path,
+    device_arg,
+    non_negative_int,
+    positive_int,
+    run_cli,
+)
+from reprokit.datafiles import read_jsonl, read_text_lines
+from reprokit.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
+_TEXT_SUFFIXES = (".txt", "")
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def _token_list(value: Any, where: str) -> list[int]:
+    """A non-empty list of non-negative int token ids, else a DataError naming `where`."""
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: 'tokens' must be a non-empty list of token ids, got {value!r:.60}.")
+    for t in value:
+        if isinstance(t, bool) or not isinstance(t, int):
+            raise DataError(f"{where}: token ids must be integers, got {t!r}.")
+        if t < 0:
+            raise DataError(f"{where}: negative token id {t}; token ids are >= 0.")
+    return value
+
 
 def _read_texts(path: Path) -> tuple[list[Any], list[Any] | None]:
-    """Suspect texts from jsonl (`text` or `tokens`, optional `prompt`) or plain text (one per line)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"--texts {path}: no such file; pass a .jsonl or .txt file of suspect texts.")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    if not lines:
-        raise ValueError(f"--texts {path} is empty; pass at least one suspect text.")
-    if path.suffix.lower() != ".jsonl":
-        return lines, None
-    rows = [json.loads(ln) for ln in lines]
+    """Suspect texts from jsonl (`text` or `tokens`, optional `prompt`) or plain text (one per line).
+
+    With `tokens`, `prompt` is the prompt length in tokens; with `text`, the prompt string.
+    """
+    suffix = path.suffix.lower()
+    if suffix != ".jsonl" and suffix not in _TEXT_SUFFIXES:
+        raise DataError(
+            f"--texts {path}: unknown format {path.suffix!r}; pass a .jsonl file (one JSON object per line "
+            "with 'text' or 'tokens') or a .txt file (one text per line)."
+        )
+    if suffix != ".jsonl":
+        return [ln for _, ln in read_text_lines(path, what="--texts")], None
+    numbered = read_jsonl(path, what="--texts")
+    rows = [row for _, row in numbered]
     key = "tokens" if "tokens" in rows[0] else "text"
-    if key not in rows[0]:
-        raise ValueError(f"--texts {path}: rows need a 'text' or 'tokens' field, got {sorted(rows[0])}.")
-    texts = [r[key] for r in rows]
-    prompts = [r["prompt"] for r in rows] if "prompt" in rows[0] else None
-    return texts, prompts
+    with_prompt = "prompt" in rows[0]
+    texts: list[Any] = []
+    prompts: list[Any] = []
+    for number, row in numbered:
+        where = f"--texts {path} line {number}"
+        if key not in row:
+            raise DataError(f"{where}: no {key!r} field (fields: {sorted(row)}); give every row {key!r}.")
+        if ("prompt" in row) != with_prompt:
+            raise DataError(f"{where}: give a 'prompt' in every row or in none.")
+        if key == "tokens":
+            tokens = _token_list(row["tokens"], where)
+            prompt = row.get("prompt", 0)
+            if isinstance(prompt, bool) or not isinstance(prompt, int) or not 0 <= prompt < len(tokens) - 1:
+                raise DataError(
+                    f"{where}: 'prompt' must be the prompt length in tokens, an int in "
+                    f"[0, {len(tokens) - 1}), got {prompt!r}."
+                )
+            texts.append(tokens)
+            prompts.append(prompt)
+        else:
+            text = row["text"]
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(f"{where}: 'text' must be a non-empty string, got {text!r:.60}.")
+            prompt = row.get("prompt", "")
+            if not isinstance(prompt, str):
+                raise DataError(f"{where}: 'prompt' must be a string, got {prompt!r:.60}.")
+            texts.append(text)
+            prompts.append(prompt)
+    return texts, prompts if with_prompt else None
 
 
-def _emit(name: str, result: dict[str, Any], out: Path | None, lines: Sequence[str]) -> None:
+def _check_vocab(sequences: Sequence[Sequence[int]], vocab: int, what: str, fix: str) -> None:
+    """DataError if a token id is outside the tokenizer's vocabulary (ids 0..vocab-1)."""
+    top = max(max(s) for s in sequences)
+    if top >= vocab:
+        raise DataError(f"{what} hold token id {top}, but the tokenizer has {vocab} tokens; {fix}")
+
+
+def _check_device(device: str) -> None:
+    """Fail before any loading if the requested device is not available on this machine."""
+    from reprokit.lm import resolve_device
+
+    resolve_device(device)
+
+
+def _load_lm(name: str | Path, args: argparse.Namespace, revision: str | None = None) -> Any:
+    """A causal LM handle via `reprokit.lm.load_lm`, which refuses what it cannot serve."""
+    from reprokit.lm import load_lm
+
+    return load_lm(name, revision=revision, device=args.device, dtype=args.dtype)
+
+
+def _load_transcript(args: argparse.Namespace, **columns: Any) -> Any:
+    from palimpsest.transcript import Transcript
+
+    return Transcript.load(
+        args.transcript,
+        subset=args.subset,
+        split=args.split,
+        position_column=args.position_column,
+        block_column=args.block_column,
+        step_column=args.step_column,
+        **columns,
+    )
+
+
+def _out_path(args: argparse.Namespace, name: str) -> Path:
+    """The JSON output path, checked before any work (nothing is written on a bad path)."""
+    return check_output_path(args.out if args.out is not None else Path(f"palimpsest-{name}.json"))
+
+
+def _emit(path: Path, result: dict[str, Any], lines: Sequence[str]) -> None:
+    from reprokit.results import atomic_write_json
+
     for line in lines:
         print(line)
-    path = out or Path(f"palimpsest-{name}.json")
     atomic_write_json(path, result)
     print(f"wrote {path}")
 
 
+# --------------------------------------------------------------------------------------------- commands
 def _cmd_query(args: argparse.Namespace) -> None:
     from palimpsest.query import QueryConfig, query_test, query_test_from_losses
-    from palimpsest.transcript import Transcript
-    from reprokit.models import load_causal_lm
+    from reprokit.stats import log10_p_to_str
 
-    transcript = Transcript.load(args.transcript, subset=args.subset, split=args.split)
+    if args.suspect and args.loss_column:
+        raise ConfigError("pass either --suspect (score a model) or --loss-column (precomputed), not both.")
+    if not args.suspect and not args.loss_column:
+        raise ConfigError("pass --suspect PATH_OR_ID (or --loss-column for precomputed losses).")
+    if args.reference_loss_column and not args.loss_column:
+        raise ConfigError("--reference-loss-column needs --loss-column (the suspect's precomputed losses).")
+    if args.loss_column and args.reference:
+        raise ConfigError("--reference scores a model; with --loss-column use --reference-loss-column.")
+    out = _out_path(args, "query")
     if args.loss_column:
+        columns = [c for c in (args.loss_column, args.reference_loss_column) if c]
+        transcript = _load_transcript(args, loss_columns=columns)
         sample = transcript.sample(args.n, seed=args.seed)
-        missing = [c for c in (args.loss_column, args.reference_loss_column) if c and c not in sample.losses]
-        if missing:
-            raise ValueError(
-                f"loss column(s) {missing} not in the transcript; it has {sorted(sample.losses)}."
-            )
         result = query_test_from_losses(
             sample.positions,
             sample.losses[args.loss_column],
@@ -66,8 +168,8 @@ def _cmd_query(args: argparse.Namespace) -> None:
         )
         suspect_name = args.loss_column
     else:
-        if not args.suspect:
-            raise ValueError("pass --suspect PATH_OR_ID (or --loss-column for precomputed losses).")
+        from reprokit.lm import load_tokenizer
+
         config = QueryConfig(
             n=args.n,
             prefix_tokens=args.prefix_tokens,
@@ -76,26 +178,22 @@ def _cmd_query(args: argparse.Namespace) -> None:
             retokenize=args.retokenize,
             seed=args.seed,
         )
-        suspect = load_causal_lm(args.suspect, revision=args.revision, device=args.device, dtype=args.dtype)
-        if transcript.tokenizer is None and transcript.token_ids is not None and args.transcript_tokenizer:
-            from transformers import AutoTokenizer
+        _check_device(args.device)
+        transcript = _load_transcript(args)
+        transcript.sample(config.n, seed=config.seed)  # a bad --n fails here, before any model loads
+        if transcript.token_ids is not None and args.transcript_tokenizer:
+            import dataclasses
 
-            transcript = Transcript(
-                positions=transcript.positions,
-                token_ids=transcript.token_ids,
-                blocks=transcript.blocks,
-                steps=transcript.steps,
-                losses=transcript.losses,
-                tokenizer=AutoTokenizer.from_pretrained(args.transcript_tokenizer),
-                name=transcript.name,
+            tok = load_tokenizer(args.transcript_tokenizer)
+            _check_vocab(
+                transcript.token_ids,
+                len(tok),
+                f"--transcript {args.transcript}",
+                "pass the tokenizer that produced the transcript as --transcript-tokenizer.",
             )
-        reference = (
-            load_causal_lm(
-                args.reference, revision=args.reference_revision, device=args.device, dtype=args.dtype
-            )
-            if args.reference
-            else None
-        )
+            transcript = dataclasses.replace(transcript, tokenizer=tok)
+        suspect = _load_lm(args.suspect, args, args.revision)
+        reference = _load_lm(args.reference, args, args.reference_revision) if args.reference else None
         result = query_test(transcript, suspect, reference, config, reference_name=args.reference)
         suspect_name = args.suspect
     payload = {
@@ -105,9 +203,8 @@ def _cmd_query(args: argparse.Namespace) -> None:
         **result.to_dict(),
     }
     _emit(
-        "query",
+        out,
         payload,
-        args.out,
         [
             f"suspect {suspect_name}  reference {result.reference or 'none'}  n={result.n}",
             f"spearman rho = {result.statistic:+.4f}   one-sided p = {log10_p_to_str(result.log10_pvalue)}"
@@ -118,17 +215,29 @@ def _cmd_query(args: argparse.Namespace) -> None:
 
 def _cmd_reshuffle(args: argparse.Namespace) -> None:
     from palimpsest.reshuffle import reshuffle_test
-    from reprokit.models import load_causal_lm
+    from reprokit.stats import log10_p_to_str
 
+    if args.original in args.reshuffled:
+        raise ConfigError(
+            f"--reshuffled lists --original {args.original}; pass K models retrained in other orders."
+        )
+    out = _out_path(args, "reshuffle")
     texts, prompts = _read_texts(args.texts)
-    original, tokenizer = load_causal_lm(args.original, device=args.device, dtype=args.dtype)
-    copies = [load_causal_lm(p, device=args.device, dtype=args.dtype)[0] for p in args.reshuffled]
-    result = reshuffle_test(original, copies, tokenizer, texts, prompts=prompts, batch_size=args.batch_size)
+    _check_device(args.device)
+    original = _load_lm(args.original, args)
+    if not isinstance(texts[0], str):
+        _check_vocab(
+            texts,
+            len(original.tokenizer),
+            f"--texts {args.texts}",
+            "write the texts with the --original model's tokenizer, or as 'text'.",
+        )
+    copies = [_load_lm(p, args) for p in args.reshuffled]
+    result = reshuffle_test(original, copies, texts, prompts=prompts, batch_size=args.batch_size)
     payload = {"test": "reshuffle", "original": str(args.original), **result.to_dict()}
     _emit(
-        "reshuffle",
+        out,
         payload,
-        args.out,
         [
             f"K={result.k} reshuffled copies, {result.n_texts} texts, {result.n_tokens} tokens",
             f"exact rank p = {result.rank_pvalue:.4g}",
@@ -140,39 +249,60 @@ def _cmd_reshuffle(args: argparse.Namespace) -> None:
 
 
 def _cmd_ngram(args: argparse.Namespace) -> None:
-    from transformers import AutoTokenizer
-
     from palimpsest.ngram import NGramIndex, ngram_test
-    from palimpsest.transcript import Transcript
+    from reprokit.lm import load_tokenizer
 
-    transcript = Transcript.load(args.transcript, subset=args.subset, split=args.split)
+    out = _out_path(args, "ngram")
     texts, _ = _read_texts(args.texts)
-    if isinstance(texts[0], str):
-        if not args.tokenizer:
-            raise ValueError(
-                "the suspect texts are strings; pass --tokenizer PATH_OR_ID of the transcript's tokens."
-            )
-        tok = AutoTokenizer.from_pretrained(args.tokenizer)
-        texts = [tok(t, add_special_tokens=False).input_ids for t in texts]
+    if isinstance(texts[0], str) and not args.tokenizer:
+        raise ConfigError(
+            "the suspect texts are strings; pass --tokenizer PATH_OR_ID of the transcript's tokens "
+            "(or write the texts as 'tokens' in a .jsonl file)."
+        )
+    tok = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    transcript = _load_transcript(args, loss_columns=())
     if transcript.token_ids is None:
-        raise ValueError("the n-gram test needs a tokenized transcript (a 'tokens' column).")
+        raise DataError(
+            f"--transcript {args.transcript} has no 'tokens' column; the n-gram test needs token ids."
+        )
+    if tok is not None:
+        fix = "pass the tokenizer that produced the transcript as --tokenizer."
+        _check_vocab(transcript.token_ids, len(tok), f"--transcript {args.transcript}", fix)
+        if isinstance(texts[0], str):
+            texts = [tok(t, add_special_tokens=False).input_ids for t in texts]
+        else:
+            _check_vocab(texts, len(tok), f"--texts {args.texts}", fix)
     index = NGramIndex(
         transcript.token_ids, transcript.step_of_example, max_n=args.max_n, blocks=transcript.blocks
     )
     result = ngram_test(
-        index, texts, n_permutations=args.permutations, min_length=args.min_length, blocks=transcript.blocks
+        index,
+        texts,
+        n_permutations=args.permutations,
+        min_length=args.min_length,
+        blocks=transcript.blocks,
+        seed=args.seed,
     )
     payload = {"test": "ngram", "transcript": str(args.transcript), **result.to_dict()}
     _emit(
-        "ngram",
+        out,
         payload,
-        args.out,
         [
             f"{result.n_tokens} suspect tokens, {result.n_matches} matches over {result.n_steps} steps",
             f"spearman rho = {result.statistic:+.4f}   permutation p = {result.pvalue:.4g} "
             f"({result.n_permutations} permutations)",
         ],
     )
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def _at_least_three(value: str) -> int:
+    number = positive_int(value)
+    if number < 3:
+        raise argparse.ArgumentTypeError(
+            f"n must be at least 3 (a rank test needs 3 examples), got {value!r}"
+        )
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,25 +313,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, *, models: bool = True) -> None:
         p.add_argument(
             "--out", type=Path, default=None, help="JSON output (default: palimpsest-<command>.json)"
         )
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-        p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-        p.add_argument("--batch-size", type=int, default=32)
-        p.add_argument("--seed", type=int, default=0)
+        if models:
+            p.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+            p.add_argument("--dtype", choices=DTYPES, default="auto", help="model dtype (default: auto)")
+            p.add_argument("--batch-size", type=positive_int, default=32, help="sequences scored together")
+        p.add_argument("--seed", type=non_negative_int, default=0)
         p.add_argument("-v", "--verbose", action="store_true")
+        add_debug_flag(p)
+
+    def transcript_columns(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--subset", default=None, help="hub dataset configuration, e.g. pythia_deduped_100k")
+        p.add_argument("--split", default="train")
+        p.add_argument("--position-column", default="index", help="training position of each example")
+        p.add_argument(
+            "--step-column", default=None, help="training step of each example (default: position)"
+        )
+        p.add_argument("--block-column", default=None, help="stage label, for runs shuffled within stages")
 
     q = sub.add_parser("query", help="query test of a suspect model against Alice's transcript")
     q.add_argument("--suspect", help="suspect model: local folder or hub id")
     q.add_argument("--reference", help="reference model (independent of Alice's order)")
     q.add_argument("--transcript", required=True, help="parquet/jsonl file, saved dataset, or hub dataset id")
-    q.add_argument("--subset", default=None, help="hub dataset configuration, e.g. pythia_deduped_100k")
-    q.add_argument("--split", default="train")
-    q.add_argument("--n", type=int, default=None, help="examples sampled uniformly (default: all)")
-    q.add_argument("--prefix-tokens", type=int, default=0, help="score only the continuation after k tokens")
-    q.add_argument("--permutations", type=int, default=0, help="also compute an exact permutation p-value")
+    transcript_columns(q)
+    q.add_argument(
+        "--n", type=_at_least_three, default=None, help="examples sampled uniformly (default: all)"
+    )
+    q.add_argument(
+        "--prefix-tokens",
+        type=non_negative_int,
+        default=0,
+        help="score only the continuation after k tokens",
+    )
+    q.add_argument(
+        "--permutations", type=non_negative_int, default=0, help="also compute an exact permutation p-value"
+    )
     q.add_argument("--revision", default=None, help="suspect revision")
     q.add_argument("--reference-revision", default=None)
     q.add_argument("--retokenize", action="store_true", help="re-encode the transcript for other tokenizers")
@@ -215,39 +364,43 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--original", required=True, type=Path, help="last phase retrained in Alice's order")
     r.add_argument("--reshuffled", required=True, nargs="+", type=Path, help="K retrains in shuffled orders")
     r.add_argument(
-        "--texts", required=True, type=Path, help="jsonl (text, optional prompt) or one text per line"
+        "--texts",
+        required=True,
+        type=Path,
+        help="jsonl (text and optional prompt, or tokens and optional prompt length) or .txt, one per line",
     )
     common(r)
     r.set_defaults(func=_cmd_reshuffle)
 
     g = sub.add_parser("ngram", help="observational n-gram test of a suspect text")
     g.add_argument(
-        "--transcript", required=True, help="Alice's tokenized documents with steps (tokens, step)"
+        "--transcript",
+        required=True,
+        help="Alice's tokenized documents (a 'tokens' column; steps from --step-column)",
     )
-    g.add_argument("--subset", default=None)
-    g.add_argument("--split", default="train")
+    transcript_columns(g)
     g.add_argument("--texts", required=True, type=Path, help="jsonl (tokens or text) or one text per line")
     g.add_argument("--tokenizer", default=None, help="tokenizer of the transcript, to encode string texts")
-    g.add_argument("--max-n", type=int, default=8)
-    g.add_argument("--min-length", type=int, default=1)
-    g.add_argument("--permutations", type=int, default=999)
-    common(g)
+    g.add_argument("--max-n", type=positive_int, default=8)
+    g.add_argument("--min-length", type=positive_int, default=1)
+    g.add_argument("--permutations", type=positive_int, default=999)
+    common(g, models=False)
     g.set_defaults(func=_cmd_ngram)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `palimpsest` console script."""
+def _main(argv: list[str]) -> int:
     from reprokit.progress import configure_logging
 
     args = build_parser().parse_args(argv)
     configure_logging("INFO" if args.verbose else "WARNING")
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"palimpsest {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    args.func(args)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `palimpsest` console script: exit 0, or 2 with one line for bad input."""
+    return run_cli(_main, argv, prog="palimpsest")
 
 
 if __name__ == "__main__":

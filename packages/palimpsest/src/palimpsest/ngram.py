@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.stats
 
+from reprokit.errors import ConfigError, DataError
 from reprokit.stats import permutation_pvalue, spearman_test
 
 logger = logging.getLogger(__name__)
@@ -54,24 +55,27 @@ class NGramIndex:
         blocks: Sequence[Any] | np.ndarray | None = None,
     ) -> None:
         if max_n < 1:
-            raise ValueError(f"max_n must be >= 1, got {max_n}.")
+            raise ConfigError(f"max_n must be >= 1, got {max_n}.")
         if len(documents) == 0:
-            raise ValueError("NGramIndex needs at least one document.")
+            raise DataError("NGramIndex needs at least one document.")
         steps_arr = np.asarray(steps)
         if steps_arr.shape != (len(documents),):
-            raise ValueError(
+            raise DataError(
                 f"steps must have one entry per document ({len(documents)}), got {steps_arr.shape}."
             )
         lengths = np.array([len(d) for d in documents], dtype=np.int64)
         if lengths.sum() == 0:
-            raise ValueError("all documents are empty; index at least one token.")
+            raise DataError("all documents are empty; index at least one token.")
         self.max_n = int(max_n)
         self.n_documents = len(documents)
         self.doc_steps = steps_arr.astype(np.int64)
         self.blocks = None if blocks is None else np.asarray(blocks)
         stream = np.concatenate([np.asarray(d, dtype=np.int64) for d in documents if len(d)])
         if stream.min() < 0 or stream.max() >= np.iinfo(np.int32).max:
-            raise ValueError("token ids must lie in [0, 2**31 - 1).")
+            raise DataError(
+                f"token ids must lie in [0, 2**31 - 1), got {int(stream.min())}..{int(stream.max())}; "
+                "pass the documents' token ids."
+            )
         doc_of = np.repeat(np.arange(self.n_documents, dtype=np.int32), lengths)
         # a token's window stops at its document end: pad positions with -1 (sorts first)
         end_of = np.repeat(np.cumsum(lengths), lengths)
@@ -203,14 +207,17 @@ def ngram_test(
     which step is exact under Alice's uniformly random order (within `blocks` if given).
     """
     if isinstance(texts, str) or len(texts) == 0 or all(len(t) == 0 for t in texts):
-        raise ValueError("no suspect tokens given; pass a non-empty list of token-id sequences.")
+        raise DataError("no suspect tokens given; pass a non-empty list of token-id sequences.")
     if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
+        raise ConfigError(f"n_permutations must be >= 1, got {n_permutations}.")
     doc_counts = match_counts(index, texts, min_length=min_length)
     _, steps = np.unique(index.doc_steps, return_inverse=True)  # dense step ids 0..S-1
     n_steps = int(steps.max()) + 1
     if n_steps < 3:
-        raise ValueError(f"the index has {n_steps} distinct steps; the rank test needs at least 3.")
+        raise DataError(
+            f"the transcript has {n_steps} distinct training steps; the rank test needs at least 3 "
+            "(check the step column)."
+        )
     step_axis = np.arange(n_steps, dtype=np.float64)
     counts = _step_counts(doc_counts, steps, n_steps)
     n_tok = int(sum(len(t) for t in texts))

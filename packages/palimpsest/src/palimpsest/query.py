@@ -11,26 +11,30 @@ and permutations stay inside blocks.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import scipy.special
-import scipy.stats
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from palimpsest.transcript import Transcript, TranscriptError
+from reprokit.errors import ConfigError, DataError
+from reprokit.lm import LanguageModel, require_lm
 from reprokit.scoring import score_token_ids
-from reprokit.stats import permutation_test, spearman_permutation_test, spearman_test
+from reprokit.stats import (
+    StatResult,
+    blocked_spearman_permutation_test,
+    blocked_spearman_test,
+    spearman_permutation_test,
+    spearman_test,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["QueryConfig", "QueryResult", "example_losses", "query_test", "query_test_from_losses"]
 
-LanguageModel = tuple[PreTrainedModel, PreTrainedTokenizerBase]
-_LN10 = math.log(10.0)
+# Per-example arrays: not compared, not printed, left out of `to_dict()`.
+_ARRAY: dict[str, Any] = {"repr": False, "compare": False, "metadata": {"array": True}}
 
 
 @dataclass(frozen=True)
@@ -55,20 +59,23 @@ class QueryConfig:
 
     def __post_init__(self) -> None:
         if self.n is not None and self.n < 3:
-            raise ValueError(f"QueryConfig.n must be >= 3 (or None for all examples), got {self.n}.")
+            raise ConfigError(f"QueryConfig.n must be >= 3 (or None for all examples), got {self.n}.")
         if self.prefix_tokens < 0:
-            raise ValueError(f"QueryConfig.prefix_tokens must be >= 0, got {self.prefix_tokens}.")
+            raise ConfigError(f"QueryConfig.prefix_tokens must be >= 0, got {self.prefix_tokens}.")
         if self.metric not in ("mean_nll", "sum_nll"):
-            raise ValueError(f"QueryConfig.metric must be 'mean_nll' or 'sum_nll', got {self.metric!r}.")
+            raise ConfigError(f"QueryConfig.metric must be 'mean_nll' or 'sum_nll', got {self.metric!r}.")
         if self.n_permutations < 0:
-            raise ValueError(f"QueryConfig.n_permutations must be >= 0, got {self.n_permutations}.")
+            raise ConfigError(f"QueryConfig.n_permutations must be >= 0, got {self.n_permutations}.")
         if self.batch_size < 1:
-            raise ValueError(f"QueryConfig.batch_size must be >= 1, got {self.batch_size}.")
+            raise ConfigError(f"QueryConfig.batch_size must be >= 1, got {self.batch_size}.")
 
 
 @dataclass(frozen=True)
-class QueryResult:
-    """Outcome of one query test; `log10_pvalue` is finite even where `pvalue` underflows to 0."""
+class QueryResult(StatResult):
+    """Outcome of one query test; `log10_pvalue` is finite even where `pvalue` underflows to 0.
+
+    `to_dict()` (from `reprokit.stats.StatResult`) gives the scalar fields; the per-example arrays stay out.
+    """
 
     statistic: float
     pvalue: float
@@ -79,17 +86,10 @@ class QueryResult:
     permutation_pvalue: float | None = None
     n_permutations: int = 0
     reference: str | None = None
-    positions: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
-    suspect_losses: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
-    reference_losses: np.ndarray | None = field(default=None, repr=False, compare=False)
-    blocks: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The scalar fields as a JSON-ready dict."""
-        d = asdict(self)
-        for k in ("positions", "suspect_losses", "reference_losses", "blocks"):
-            d.pop(k)
-        return d
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0), **_ARRAY)
+    suspect_losses: np.ndarray = field(default_factory=lambda: np.zeros(0), **_ARRAY)
+    reference_losses: np.ndarray | None = field(default=None, **_ARRAY)
+    blocks: np.ndarray | None = field(default=None, **_ARRAY)
 
     def without_reference(self) -> QueryResult:
         """The same test on the raw suspect losses (no reference subtracted)."""
@@ -101,49 +101,13 @@ class QueryResult:
 def _check_losses(name: str, values: Any, n: int) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.shape != (n,):
-        raise ValueError(f"{name} must have one value per example ({n}), got shape {arr.shape}.")
+        raise DataError(f"{name} must have one value per example ({n}), got shape {arr.shape}.")
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
-        raise ValueError(
+        raise DataError(
             f"{name} has {bad} non-finite values; drop those examples (e.g. empty continuations)."
         )
     return arr
-
-
-def _within_block_ranks(values: np.ndarray, blocks: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Ranks standardised to zero mean and unit norm inside each block (blocks of size 1 get 0)."""
-    out = np.zeros(values.size)
-    _, inverse = np.unique(blocks, return_inverse=True)
-    groups = [np.flatnonzero(inverse == b) for b in range(inverse.max() + 1)]
-    for g in groups:
-        r = scipy.stats.rankdata(values[g])
-        r = r - r.mean()
-        norm = math.sqrt(float(np.dot(r, r)))
-        out[g] = r / norm if norm > 0 else 0.0
-    return out, groups
-
-
-def _blocked_test(positions: np.ndarray, d: np.ndarray, blocks: np.ndarray) -> tuple[float, float]:
-    """Stage-wise test: Spearman within each block, one-sided p's combined by weighted Stouffer (log space).
-
-    Returns (statistic = sqrt(n_b)-weighted mean of within-block rho, natural-log p).
-    """
-    _, inverse = np.unique(blocks, return_inverse=True)
-    zs, ws, rhos = [], [], []
-    for b in range(inverse.max() + 1):
-        g = np.flatnonzero(inverse == b)
-        if g.size < 3 or np.all(d[g] == d[g][0]):
-            continue
-        res = spearman_test(positions[g], d[g], alternative="less")
-        log_p = res.log10_pvalue * _LN10
-        zs.append(-float(scipy.special.ndtri_exp(log_p)))  # z with P(Z >= z) = p
-        ws.append(math.sqrt(g.size))
-        rhos.append(res.statistic)
-    if not zs:
-        raise ValueError("no block has 3 or more examples; blocks must hold several examples each.")
-    w = np.asarray(ws)
-    z = float(np.dot(w, zs) / math.sqrt(float(np.dot(w, w))))
-    return float(np.dot(w, rhos) / w.sum()), float(scipy.stats.norm.logsf(z))
 
 
 def query_test_from_losses(
@@ -164,13 +128,13 @@ def query_test_from_losses(
     """
     pos = np.asarray(positions, dtype=np.float64)
     if pos.ndim != 1 or pos.size < 3:
-        raise ValueError(f"need at least 3 examples with positions, got shape {pos.shape}.")
+        raise DataError(f"need at least 3 examples with positions, got shape {pos.shape}.")
     n = pos.size
     suspect = _check_losses("suspect_losses", suspect_losses, n)
     ref = None if reference_losses is None else _check_losses("reference_losses", reference_losses, n)
     d = suspect if ref is None else suspect - ref
     if np.all(d == d[0]):
-        raise ValueError(
+        raise DataError(
             "the loss differences are all equal; the suspect and reference give identical losses."
         )
     perm_p = None
@@ -185,22 +149,11 @@ def query_test_from_losses(
         blk = np.asarray(blocks)
         if blk.shape != (n,):
             raise ValueError(f"blocks must have one label per example ({n}), got shape {blk.shape}.")
-        stat, log_p = _blocked_test(pos, d, blk)
-        log10_p, method = log_p / _LN10, "spearman-blocked-stouffer"
+        res = blocked_spearman_test(pos, d, blk, alternative="less")
+        stat, log10_p, method = res.statistic, res.log10_pvalue, res.method
         if n_permutations:
-            rx, _ = _within_block_ranks(pos, blk)
-            ry, groups = _within_block_ranks(d, blk)
-            weights = np.zeros(n)
-            for g in groups:
-                weights[g] = math.sqrt(g.size)
-            perm_p = permutation_test(
-                lambda x, y, axis=-1: np.sum(x * y, axis=axis),
-                rx,
-                weights * ry,
-                n_resamples=n_permutations,
-                alternative="less",
-                blocks=blk,
-                rng=seed,
+            perm_p = blocked_spearman_permutation_test(
+                pos, d, blk, n_resamples=n_permutations, alternative="less", rng=seed
             ).pvalue
     log10_p = min(0.0, float(log10_p))
     return QueryResult(
@@ -221,16 +174,16 @@ def query_test_from_losses(
 
 
 def example_losses(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    lm: LanguageModel,
     transcript: Transcript,
     config: QueryConfig = QueryConfig(),
     *,
     show_progress: bool = False,
 ) -> np.ndarray:
-    """Per-example loss of `model` on the transcript: mean (or summed) NLL, after `prefix_tokens` tokens."""
-    seqs = transcript.sequences_for(tokenizer, retokenize=config.retokenize)
-    bos = tokenizer.bos_token_id
+    """Per-example loss of `lm` on the transcript: mean (or summed) NLL, after `prefix_tokens` tokens."""
+    lm = require_lm(lm, "example_losses: lm")
+    seqs = transcript.sequences_for(lm.tokenizer, retokenize=config.retokenize)
+    bos = lm.tokenizer.bos_token_id
     prefix = config.prefix_tokens
     if config.prepend_bos and bos is not None:
         seqs = [s if s and s[0] == bos else [bos, *s] for s in seqs]
@@ -245,11 +198,10 @@ def example_losses(
             "prefix; lower QueryConfig.prefix_tokens or drop short examples."
         )
     scores = score_token_ids(
-        model,
+        lm,
         seqs,
         prompt_lengths=[prefix] * len(seqs),
         batch_size=config.batch_size,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         show_progress=show_progress,
     )
     return scores.mean_nll if config.metric == "mean_nll" else -scores.sum_logprob
@@ -266,15 +218,17 @@ def query_test(
 ) -> QueryResult:
     """Score n sampled transcript examples under the suspect (and reference) and run the query test.
 
-    `suspect` and `reference` are (model, tokenizer) pairs, e.g. from `reprokit.models.load_causal_lm`.
+    `suspect` and `reference` are `reprokit.lm.LanguageModel`s, e.g. from `reprokit.lm.load_lm(path)`.
     """
+    suspect = require_lm(suspect, "suspect")
+    reference = None if reference is None else require_lm(reference, "reference")
     sample = transcript.sample(config.n, seed=config.seed)
-    s_loss = example_losses(*suspect, sample, config, show_progress=show_progress)
+    s_loss = example_losses(suspect, sample, config, show_progress=show_progress)
     r_loss = (
-        None if reference is None else example_losses(*reference, sample, config, show_progress=show_progress)
+        None if reference is None else example_losses(reference, sample, config, show_progress=show_progress)
     )
     if reference is not None and reference_name is None:
-        reference_name = getattr(reference[0].config, "_name_or_path", None) or "reference"
+        reference_name = reference.name or "reference"
     result = query_test_from_losses(
         sample.positions,
         s_loss,

@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 import scipy.stats
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from palimpsest.transcript import same_tokenizer
+from reprokit.lm import LanguageModel, require_lm
 from reprokit.scoring import score_texts, score_token_ids
 from reprokit.stats import t_logsf
 
@@ -113,8 +115,7 @@ def _check_texts(texts: Sequence[str], prompts: Sequence[str] | None) -> None:
 
 
 def text_scores(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    lm: LanguageModel,
     texts: Sequence[str] | Sequence[Sequence[int]],
     *,
     prompts: Sequence[str] | Sequence[int] | None = None,
@@ -128,7 +129,7 @@ def text_scores(
         raise ValueError("no suspect text given; pass at least one non-empty text.")
     if isinstance(texts[0], str):
         _check_texts(texts, prompts)  # type: ignore[arg-type]
-        scores = score_texts(model, tokenizer, texts, prompts=prompts, batch_size=batch_size)  # type: ignore[arg-type]
+        scores = score_texts(lm, texts, prompts=prompts, batch_size=batch_size)  # type: ignore[arg-type]
     else:
         lengths = [0] * len(texts) if prompts is None else [int(p) for p in prompts]  # type: ignore[union-attr]
         if any(len(t) <= max(p, 1) for t, p in zip(texts, lengths, strict=True)):
@@ -136,13 +137,10 @@ def text_scores(
                 "a suspect text has no tokens after its prompt; drop empty samples before testing."
             )
         scores = score_token_ids(
-            model,
+            require_lm(lm, "text_scores: lm"),
             [list(t) for t in texts],  # type: ignore[arg-type]
             prompt_lengths=lengths,
             batch_size=batch_size,
-            pad_token_id=tokenizer.pad_token_id
-            if tokenizer.pad_token_id is not None
-            else tokenizer.eos_token_id,
         )
     return scores.sum_logprob, scores.n_tokens
 
@@ -171,39 +169,47 @@ class ReshuffleScores:
 
 
 def score_candidates(
-    original: PreTrainedModel,
-    reshuffled: Sequence[PreTrainedModel],
-    tokenizer: PreTrainedTokenizerBase,
+    original: LanguageModel,
+    reshuffled: Sequence[LanguageModel],
     texts: Sequence[str] | Sequence[Sequence[int]],
     *,
     prompts: Sequence[str] | Sequence[int] | None = None,
     batch_size: int = 32,
 ) -> ReshuffleScores:
-    """Score the suspect texts under the original-order retrain and each reshuffled retrain."""
-    if len(reshuffled) < 1:
+    """Score the suspect texts under the original-order retrain and each reshuffled retrain.
+
+    All K+1 candidates come from one pipeline, so they share Alice's tokenizer; one that does not is
+    refused (its scores would not be comparable).
+    """
+    original = require_lm(original, "the original-order retrain")
+    if isinstance(reshuffled, LanguageModel) or len(reshuffled) < 1:
         raise ValueError(
             "the reshuffle test needs K >= 1 reshuffled copies; retrain the last phase at least once."
         )
+    for i, candidate in enumerate(reshuffled):
+        candidate = require_lm(candidate, f"reshuffled copy {i}")
+        if not same_tokenizer(candidate.tokenizer, original.tokenizer):
+            raise ValueError(
+                f"reshuffled copy {i} ({candidate.name}) has another tokenizer than the original-order "
+                f"retrain ({original.name}); every retrain must use Alice's tokenizer."
+            )
     rows, n_tok = [], None
-    for model in [original, *reshuffled]:
-        s, n_tok = text_scores(model, tokenizer, texts, prompts=prompts, batch_size=batch_size)
+    for lm in [original, *reshuffled]:
+        s, n_tok = text_scores(lm, texts, prompts=prompts, batch_size=batch_size)
         rows.append(s)
     return ReshuffleScores(np.vstack(rows), np.asarray(n_tok))
 
 
 def reshuffle_test(
-    original: PreTrainedModel,
-    reshuffled: Sequence[PreTrainedModel],
-    tokenizer: PreTrainedTokenizerBase,
+    original: LanguageModel,
+    reshuffled: Sequence[LanguageModel],
     texts: Sequence[str] | Sequence[Sequence[int]],
     *,
     prompts: Sequence[str] | Sequence[int] | None = None,
     batch_size: int = 32,
 ) -> ReshuffleResult:
     """Score the suspect text under the K+1 candidates and return the three p-values."""
-    return score_candidates(
-        original, reshuffled, tokenizer, texts, prompts=prompts, batch_size=batch_size
-    ).test()
+    return score_candidates(original, reshuffled, texts, prompts=prompts, batch_size=batch_size).test()
 
 
 def retrain_last_phase(

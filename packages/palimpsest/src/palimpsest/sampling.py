@@ -6,10 +6,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from reprokit.progress import progress
+from reprokit.generation import generate
+from reprokit.lm import LanguageModel, require_lm
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +41,8 @@ class Samples:
         return sum(len(c) for c in self.completion_ids)
 
 
-@torch.no_grad()
 def sample_texts(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    lm: LanguageModel,
     prompts: Sequence[Sequence[int]] | int,
     *,
     max_new_tokens: int = 32,
@@ -57,53 +53,34 @@ def sample_texts(
 ) -> Samples:
     """Ancestral sampling (no top-k / top-p); `prompts` are token-id lists or a number of bos-only prompts.
 
-    Generation stops at eos; the seed fixes the samples.
+    Generation stops at EOS, which ends the completion's ids; the seed fixes the samples
+    (`reprokit.generation.generate`, which draws what transformers' `generate` draws).
     """
+    lm = require_lm(lm, "sample_texts: lm")
     if isinstance(prompts, int):
-        if tokenizer.bos_token_id is None:
+        if lm.tokenizer.bos_token_id is None:
             raise ValueError("the tokenizer has no bos token; pass explicit prompts.")
-        prompts = [[tokenizer.bos_token_id]] * prompts
+        prompts = [[lm.tokenizer.bos_token_id]] * prompts
     if len(prompts) == 0:
         raise ValueError("no prompts given; pass at least one prompt.")
     if any(len(p) == 0 for p in prompts):
         raise ValueError("a prompt is empty; every prompt needs at least one token (e.g. bos).")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}.")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos = tokenizer.eos_token_id
-    device = next(model.parameters()).device
-    model.eval()
-    completions: list[tuple[int, ...]] = []
-    starts = range(0, len(prompts), batch_size)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for start in progress(starts, total=len(starts), desc="sampling") if show_progress else starts:
-            chunk = [list(p) for p in prompts[start : start + batch_size]]
-            width = max(len(p) for p in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, p in enumerate(chunk):  # left padding
-                ids[i, width - len(p) :] = torch.tensor(p)
-                mask[i, width - len(p) :] = 1
-            out = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                do_sample=True,
-                temperature=temperature,
-                top_k=0,
-                top_p=1.0,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=pad,
-                eos_token_id=eos,
-            )
-            for row in out[:, width:].tolist():
-                if eos is not None and eos in row:
-                    row = row[: row.index(eos) + 1]
-                completions.append(tuple(row))
-    texts = tuple(tokenizer.decode(c, skip_special_tokens=True) for c in completions)
+    gens = generate(
+        lm,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        do_sample=True,
+        temperature=temperature,
+        seed=seed,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
+    completions = [(*g.token_ids, *(() if g.eos_id is None else (g.eos_id,))) for g in gens]
     keep = [i for i, c in enumerate(completions) if len(c) > 0]
     return Samples(
         tuple(tuple(prompts[i]) for i in keep),
         tuple(completions[i] for i in keep),
-        tuple(texts[i] for i in keep),
+        tuple(gens[i].text for i in keep),
     )

@@ -20,20 +20,19 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from palimpsest.query import QueryConfig, example_losses
 from palimpsest.reshuffle import retrain_last_phase
 from palimpsest.sampling import Samples, sample_texts
 from palimpsest.transcript import Transcript
-from reprokit.cli import config_from_dict
+from reprokit.lm import LanguageModel
 from reprokit.results import atomic_directory, atomic_write_bytes, atomic_write_json
 from reprokit.seed import derive_seed
 from reprokit.tokenizer import train_tokenizer
@@ -47,9 +46,11 @@ __all__ = ["TinyConfig", "TinySetup"]
 
 @dataclass(frozen=True)
 class TinyConfig:
-    """Sizes and hyper-parameters of the tiny-scale setup (see the module docstring for the roles)."""
+    """Sizes and hyper-parameters of the tiny-scale setup (see the module docstring for the roles).
 
-    seed: int = 0
+    The seed is not part of the config: it is `TinySetup`'s ``seed`` (the runner's ``--seed``).
+    """
+
     n_people: int = 1000
     n_people_other: int = 600
     vocab_size: int = 1024
@@ -90,38 +91,40 @@ class TinyConfig:
                     f"TinyConfig.references entries are (name, recipe, 'same'|'other'), got {ref!r}."
                 )
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TinyConfig:
-        """Build from a TOML table (lists become tuples); unknown keys raise."""
-        return config_from_dict(cls, data, what="TinyConfig")
-
 
 class TinySetup:
-    """Lazily trained tiny-scale models (each through `train_cached`); attributes build on first use."""
+    """Lazily trained tiny-scale models (each through `train_cached`); attributes build on first use.
 
-    def __init__(self, config: TinyConfig = TinyConfig(), *, cache_dir: str | Path | None = None) -> None:
+    `seed` makes the worlds, the initialisations and every training order (through `derive_seed`), so
+    two seeds give two independent setups.
+    """
+
+    def __init__(
+        self, config: TinyConfig = TinyConfig(), *, seed: int = 0, cache_dir: str | Path | None = None
+    ) -> None:
         from reprokit.cli import resolve_cache_dir
 
         self.config = config
+        self.seed = seed
         self.cache_dir = resolve_cache_dir(cache_dir)
-        self._models: dict[str, PreTrainedModel] = {}
+        self._models: dict[str, LanguageModel] = {}
         self._retrains: dict[tuple[float, int], tuple[TrainedModel, list[TrainedModel]]] = {}
 
     # ------------------------------------------------------------------------------------ data
     @cached_property
     def world(self):
         """World A (Alice's)."""
-        return make_world(WorldConfig(seed=self.config.seed, n_people=self.config.n_people))
+        return make_world(WorldConfig(seed=self.seed, n_people=self.config.n_people))
 
     @cached_property
     def corpus(self) -> list[str]:
         """Alice's documents (world A), in world order."""
-        return [d.text for d in encyclopedia_documents(self.world, seed=self.config.seed)]
+        return [d.text for d in encyclopedia_documents(self.world, seed=self.seed)]
 
     @cached_property
     def other_corpus(self) -> list[str]:
         """Fresh documents from a second world B (fine-tuning data, other-data reference)."""
-        seed = derive_seed(self.config.seed, "other-world")
+        seed = derive_seed(self.seed, "other-world")
         world = make_world(WorldConfig(seed=seed, n_people=self.config.n_people_other))
         return [d.text for d in encyclopedia_documents(world, seed=seed)]
 
@@ -166,7 +169,7 @@ class TinySetup:
     @cached_property
     def alice_config(self) -> TrainConfig:
         """Alice's training config (her order is seeded by it)."""
-        return self.train_config(seed=derive_seed(self.config.seed, "alice-order"))
+        return self.train_config(seed=derive_seed(self.seed, "alice-order"))
 
     def checkpoint_step(self, fraction: float) -> int:
         """The step of the checkpoint before the last `fraction` of Alice's training."""
@@ -185,7 +188,7 @@ class TinySetup:
             self.alice_config,
             name="alice",
             checkpoint_steps=steps,
-            init_seed=derive_seed(self.config.seed, "alice-init"),
+            init_seed=derive_seed(self.seed, "alice-init"),
             cache_dir=self.cache_dir,
         )
 
@@ -207,9 +210,9 @@ class TinySetup:
             recipe,
             self.tokenizer,
             examples,
-            self.train_config(seed=derive_seed(self.config.seed, name, "order")),
+            self.train_config(seed=derive_seed(self.seed, name, "order")),
             name=name,
-            init_seed=derive_seed(self.config.seed, name, "init"),
+            init_seed=derive_seed(self.seed, name, "init"),
             cache_dir=self.cache_dir,
         )
 
@@ -232,7 +235,7 @@ class TinySetup:
             self.alice,
             self.tokenizer,
             examples,
-            self.train_config(seed=derive_seed(self.config.seed, name), lr=lr, lora_r=lora_r),
+            self.train_config(seed=derive_seed(self.seed, name), lr=lr, lora_r=lora_r),
             name=name,
             cache_dir=self.cache_dir,
         )
@@ -241,8 +244,8 @@ class TinySetup:
     def chat_examples(self) -> list[Example]:
         """Aligned-style chat pairs about world A people (the chat fine-tune's data)."""
         people = [p.id for p in self.world.people[: self.config.n_chat]]
-        questions = fact_questions(self.world, attributes=("city",), people=people, seed=self.config.seed)
-        pairs = chat_pairs(questions, style="aligned", seed=self.config.seed)
+        questions = fact_questions(self.world, attributes=("city",), people=people, seed=self.seed)
+        pairs = chat_pairs(questions, style="aligned", seed=self.seed)
         return encode_chats(self.tokenizer, [p.messages() for p in pairs])
 
     def finetune_examples(self, fraction: float) -> list[Example]:
@@ -266,7 +269,7 @@ class TinySetup:
                 tuple(tuple(c) for c in d["completion_ids"]),
                 tuple(d["texts"]),
             )
-        s = sample_texts(self.load(model), self.tokenizer, n, max_new_tokens=new_tokens, seed=seed)
+        s = sample_texts(self.load(model), n, max_new_tokens=new_tokens, seed=seed)
         atomic_write_json(
             path, {"prompt_ids": s.prompt_ids, "completion_ids": s.completion_ids, "texts": s.texts}
         )
@@ -294,7 +297,7 @@ class TinySetup:
             self.alice,
             c.distill_samples,
             new_tokens=c.distill_new_tokens,
-            seed=derive_seed(c.seed, "distill"),
+            seed=derive_seed(self.seed, "distill"),
         )
         examples = [Example(tuple(s), 0) for s in teacher.sequences if len(s) > 2]
         base = self._independent("ref-other-data", c.alice_recipe, "other")
@@ -302,16 +305,20 @@ class TinySetup:
             base,
             self.tokenizer,
             examples,
-            self.train_config(seed=derive_seed(c.seed, "distill-order"), lr=c.distill_lr),
+            self.train_config(seed=derive_seed(self.seed, "distill-order"), lr=c.distill_lr),
             name="distilled",
             cache_dir=self.cache_dir,
         )
 
     # ------------------------------------------------------------------------------- utilities
-    def load(self, model: TrainedModel) -> PreTrainedModel:
-        """Load (once) a cached model in eval mode."""
+    def build(self) -> None:
+        """Train (or load from the cache) every model in a fixed order: Alice, references, nulls, suspects."""
+        _ = (self.alice, self.references, self.nulls, self.suspects)
+
+    def load(self, model: TrainedModel) -> LanguageModel:
+        """Load (once) a cached model in eval mode, with the setup's tokenizer."""
         if model.key not in self._models:
-            self._models[model.key] = model.load()[0]
+            self._models[model.key] = dataclasses.replace(model.load(), tokenizer=self.tokenizer)
         return self._models[model.key]
 
     def losses(self, model: TrainedModel, config: QueryConfig | None = None) -> np.ndarray:
@@ -323,7 +330,7 @@ class TinySetup:
         path = self.cache_dir / "palimpsest" / "losses" / f"{key}.npy"
         if path.exists():
             return np.load(path, allow_pickle=False)
-        values = example_losses(self.load(model), self.tokenizer, self.transcript, config)
+        values = example_losses(self.load(model), self.transcript, config)
         buf = io.BytesIO()
         np.save(buf, values, allow_pickle=False)
         atomic_write_bytes(path, buf.getvalue())
@@ -341,7 +348,7 @@ class TinySetup:
             self.alice_config,
             checkpoint_step=step,
             k=k,
-            seed=derive_seed(self.config.seed, "reshuffle"),
+            seed=derive_seed(self.seed, "reshuffle"),
             cache_dir=self.cache_dir,
         )
         return self._retrains[(fraction, k)]

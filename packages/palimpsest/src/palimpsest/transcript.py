@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reprokit.cli import error_summary
+from reprokit.errors import DataError
+
 if TYPE_CHECKING:
     import datasets
     from transformers import PreTrainedTokenizerBase
@@ -26,8 +29,47 @@ logger = logging.getLogger(__name__)
 __all__ = ["Transcript", "TranscriptError", "same_tokenizer"]
 
 
-class TranscriptError(ValueError):
-    """A transcript is malformed or does not fit the requested operation."""
+class TranscriptError(DataError):
+    """A transcript is malformed or does not fit the requested operation (a `ValueError` too)."""
+
+
+_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+
+def _looks_like_file(source: str) -> bool:
+    """Whether a transcript source that does not exist was meant as a local path, not a hub dataset id."""
+    return (
+        source.startswith((".", "/", "~"))
+        or Path(source).suffix.lower() in (*_FILE_SUFFIXES, ".csv", ".txt", ".arrow")
+        or source.count("/") > 1
+    )
+
+
+def _load_file(path: Path) -> datasets.Dataset:
+    """A parquet / jsonl / json file as a dataset, with a one-line error that names the file's problem."""
+    import datasets
+
+    from reprokit.datafiles import check_input_file, jsonl_problem
+
+    suffix = path.suffix.lower()
+    if suffix not in _FILE_SUFFIXES:
+        raise TranscriptError(f"{path}: unknown transcript format {suffix!r}; use .parquet, .jsonl or .json.")
+    check_input_file(path, what="transcript", error=TranscriptError)
+    if suffix == ".jsonl":
+        bad = jsonl_problem(path)  # checked first: the datasets error does not name the line
+        if bad is not None:
+            raise TranscriptError(f"transcript {path} {bad}; write one JSON object per line.")
+    try:
+        return datasets.load_dataset(
+            "parquet" if suffix == ".parquet" else "json", data_files=str(path), split="train"
+        )
+    except Exception as err:  # pyarrow and datasets raise many types for an unreadable file
+        reason = error_summary(err)
+        bad = jsonl_problem(path) if suffix == ".json" else None
+        raise TranscriptError(
+            f"transcript {path} is not a readable {suffix[1:]} file ({bad or reason}); "
+            "pass a .parquet file or one JSON object per line."
+        ) from err
 
 
 def same_tokenizer(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:
@@ -93,6 +135,10 @@ class Transcript:
             for i, ids in enumerate(self.token_ids):
                 if len(ids) == 0:
                     raise TranscriptError(f"example {i} has no tokens; drop empty examples before testing.")
+                if min(ids) < 0:
+                    raise TranscriptError(
+                        f"example {i} has a negative token id ({min(ids)}); token ids are >= 0."
+                    )
         if self.texts is not None:
             for i, text in enumerate(self.texts):
                 if not text:
@@ -218,7 +264,10 @@ class Transcript:
             )
         for what, col in (("position", position_column), ("block", block_column), ("step", step_column)):
             if col is not None and col not in cols:
-                raise TranscriptError(f"{what} column {col!r} not in the dataset (columns: {sorted(cols)}).")
+                raise TranscriptError(
+                    f"{what} column {col!r} not in the transcript (columns: {sorted(cols)}); "
+                    "name one of its columns."
+                )
         if isinstance(loss_columns, str):
             prefix = loss_columns.rstrip("*")
             names = (
@@ -230,7 +279,10 @@ class Transcript:
             names = list(loss_columns or [])
         missing = [c for c in names if c not in cols]
         if missing:
-            raise TranscriptError(f"loss columns {missing} not in the dataset (columns: {sorted(cols)}).")
+            raise TranscriptError(
+                f"loss columns {missing} not in the transcript (columns: {sorted(cols)}); "
+                "name one of its columns."
+            )
         losses = {}
         for c in names:
             values = dataset[c]
@@ -272,19 +324,26 @@ class Transcript:
         path = Path(str(source)).expanduser()
         kwargs.setdefault("name", path.stem if path.exists() else f"{source}/{subset or ''}".rstrip("/"))
         if path.is_file():
-            suffix = path.suffix.lower()
-            if suffix == ".parquet":
-                ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
-            elif suffix in (".jsonl", ".json"):
-                ds = datasets.load_dataset("json", data_files=str(path), split="train")
-            else:
-                raise TranscriptError(
-                    f"{path}: unknown transcript format {suffix!r}; use .parquet, .jsonl or .json."
-                )
+            ds = _load_file(path)
         elif path.is_dir():
-            ds = datasets.load_from_disk(str(path))
+            try:
+                ds = datasets.load_from_disk(str(path))
+            except FileNotFoundError as err:
+                raise TranscriptError(
+                    f"transcript folder {path} is not a dataset saved with save_to_disk; pass such a "
+                    "folder or a .parquet/.jsonl file."
+                ) from err
             if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise TranscriptError(
+                        f"transcript {path} has no split {split!r}; pass --split with one of {sorted(ds)}."
+                    )
                 ds = ds[split]
+        elif _looks_like_file(str(source)):
+            raise TranscriptError(
+                f"transcript {source}: no such file or folder; pass an existing .parquet/.jsonl file, "
+                "a saved dataset folder, or a hub dataset id."
+            )
         else:
             try:
                 ds = datasets.load_dataset(str(source), subset, split=split, revision=revision)

@@ -1,12 +1,22 @@
 """A seeded synthetic world and its text generators: the data of every tiny-scale reproduction.
 
 People, places and things with attributes (`make_world`); encyclopedic documents; fact questions
-(open and multiple choice); multi-step arithmetic word problems; symbolic tasks (last letter, coin
-flip); PII biographies in the SemEval-2025 Task 4 shape; chat-formatted pairs. Everything is a pure
-function of its seed and sizes: the same arguments give the same objects and text, byte for byte.
+(open and multiple choice); PII biographies in the SemEval-2025 Task 4 shape; chat-formatted pairs of
+fact questions and of any `WorkedTask` (a paper package's own tasks, e.g. nudging's word problems).
+Everything is a pure function of its seed and sizes: the same arguments give the same objects and text,
+byte for byte. Generators built outside reprokit use `reprokit.world.util` (seeded streams, text
+helpers) and `COUNTABLE_ITEMS`.
 """
 
-from reprokit.world.chat import ALIGNED_OPENINGS, CHAT_STYLES, SYSTEM_PROMPT, ChatPair, chat_pairs
+from reprokit.world._vocab import COUNTABLE_ITEMS
+from reprokit.world.chat import (
+    ALIGNED_OPENINGS,
+    CHAT_STYLES,
+    SYSTEM_PROMPT,
+    ChatPair,
+    WorkedTask,
+    chat_pairs,
+)
 from reprokit.world.core import (
     MAX_PEOPLE,
     Person,
@@ -18,13 +28,6 @@ from reprokit.world.core import (
     split_by_person,
 )
 from reprokit.world.questions import DEFAULT_ATTRIBUTES, FACT_ATTRIBUTES, FactQuestion, fact_questions
-from reprokit.world.reasoning import (
-    SymbolicTask,
-    WordProblem,
-    arithmetic_problems,
-    coin_flip_tasks,
-    last_letter_tasks,
-)
 from reprokit.world.text import (
     PII_QUESTIONS,
     SEMEVAL_COLUMNS,
@@ -43,6 +46,7 @@ from reprokit.world.text import (
 __all__ = [
     "ALIGNED_OPENINGS",
     "CHAT_STYLES",
+    "COUNTABLE_ITEMS",
     "DEFAULT_ATTRIBUTES",
     "FACT_ATTRIBUTES",
     "MAX_PEOPLE",
@@ -55,19 +59,15 @@ __all__ = [
     "PIIRecord",
     "Person",
     "Place",
-    "SymbolicTask",
     "Thing",
-    "WordProblem",
+    "WorkedTask",
     "World",
     "WorldConfig",
-    "arithmetic_problems",
     "biography",
     "biography_documents",
     "chat_pairs",
-    "coin_flip_tasks",
     "encyclopedia_documents",
     "fact_questions",
-    "last_letter_tasks",
     "make_world",
     "person_document",
     "pii_biographies",

@@ -1,13 +1,13 @@
-"""Chat-formatted instruction/response pairs built from the world's questions and tasks."""
+"""Chat-formatted instruction/response pairs built from the world's questions and worked tasks."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-from reprokit.world._util import sub_rng
 from reprokit.world.questions import FactQuestion
-from reprokit.world.reasoning import SymbolicTask, WordProblem
+from reprokit.world.util import sub_rng
 
 SYSTEM_PROMPT = "Answer the question by walking through the reasoning steps."
 
@@ -28,7 +28,24 @@ _MIXED_FORMATS: tuple[str, ...] = (
 )
 CHAT_STYLES: tuple[str, ...] = ("aligned", "plain", "short", "mixed")
 
-Item = FactQuestion | WordProblem | SymbolicTask
+
+@runtime_checkable
+class WorkedTask(Protocol):
+    """A task with worked steps (e.g. a word problem): what `chat_pairs` needs besides fact questions."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def question(self) -> str: ...
+    @property
+    def steps(self) -> tuple[str, ...]: ...
+    @property
+    def answer(self) -> object: ...
+
+
+Item = FactQuestion | WorkedTask
 
 
 @dataclass(frozen=True)
@@ -56,13 +73,11 @@ def _parts(item: Item, multiple_choice: bool) -> tuple[str, str, str, str]:
         if multiple_choice:
             return item.as_multiple_choice(), item.fact, item.letter, "fact_mc"
         return item.question, item.fact, item.answer, "fact"
-    if isinstance(item, WordProblem):
-        return item.question, " ".join(item.steps), str(item.answer), "arithmetic"
-    if isinstance(item, SymbolicTask):
-        return item.question, " ".join(item.steps), item.answer, item.kind
+    if isinstance(item, WorkedTask):
+        return item.question, " ".join(item.steps), str(item.answer), item.kind
     raise ValueError(
-        f"chat_pairs: cannot make a chat pair from {type(item).__name__}; "
-        "pass FactQuestion, WordProblem or SymbolicTask items"
+        f"chat_pairs: cannot make a chat pair from {type(item).__name__}; pass FactQuestion items or "
+        "worked tasks with id, kind, question, steps and answer"
     )
 
 

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
-from reprokit.world._util import faker_name_lists, seeded_faker, sub_rng, to_ascii
 from reprokit.world._vocab import (
     COLORS,
     COUNTRIES,
@@ -24,6 +23,7 @@ from reprokit.world._vocab import (
     PROFESSIONS,
     RIVERS,
 )
+from reprokit.world.util import faker_name_lists, seeded_faker, sub_rng, to_ascii
 
 MAX_PEOPLE = 100_000  # phone numbers are "55X-XXXX": 100,000 distinct numbers
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from reprokit.world._util import article, sub_rng
 from reprokit.world.core import Person, World
 from reprokit.world.text import select_people
+from reprokit.world.util import article, sub_rng
 
 LETTERS = ("A", "B", "C", "D")
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reprokit.world._util import article, cap, sub_rng
 from reprokit.world.core import Person, Place, Thing, World
+from reprokit.world.util import article, cap, sub_rng
 
 if TYPE_CHECKING:
     import pandas as pd

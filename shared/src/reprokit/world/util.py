@@ -1,4 +1,8 @@
-"""Small deterministic helpers shared by the world's generators."""
+"""Small deterministic helpers of the world's generators, public for generators built on the world.
+
+`sub_rng` and `seeded_faker` derive their seeds from a fixed namespace and the given parts, so a generator
+outside reprokit (e.g. a paper package's task generator) gets the same streams on every machine.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,18 @@
-"""Multi-step arithmetic word problems and symbolic tasks (last-letter concatenation, coin flip)."""
+"""Multi-step arithmetic word problems and symbolic tasks (last-letter concatenation, coin flip).
+
+The reasoning tasks of the tiny nudging reproduction, built on `reprokit.world` (its people and objects,
+its seeded random streams); `reprokit.world.chat_pairs` turns them into chat pairs like fact questions.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 
-from reprokit.world._util import cap, check_count, count_noun, seeded_faker, sub_rng, to_ascii
-from reprokit.world._vocab import COUNTABLE_ITEMS
-from reprokit.world.core import World
+from reprokit.world import COUNTABLE_ITEMS, World
+from reprokit.world.util import cap, check_count, count_noun, seeded_faker, sub_rng, to_ascii
+
+__all__ = ["SymbolicTask", "WordProblem", "arithmetic_problems", "coin_flip_tasks", "last_letter_tasks"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,11 @@ class WordProblem:
     question: str
     steps: tuple[str, ...]
     answer: int
+
+    @property
+    def kind(self) -> str:
+        """The task name, "arithmetic" (what `reprokit.world.chat_pairs` records for it)."""
+        return "arithmetic"
 
     @property
     def solution(self) -> str:

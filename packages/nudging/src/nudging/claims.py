@@ -1,0 +1,276 @@
+"""The paper's claims, checked on the tables of a run: ``claims(results, section) -> [Claim]``.
+
+Each claim cites where the paper (arXiv 2410.09300) states it and its number, and carries a 95%
+interval: a paired bootstrap over items (items of every seed stacked) when nudging is compared with
+another system on the same items, an exact binomial interval pooled over seeds for the uncertainty
+rates, and a Student-t interval across seeds for the other per-seed numbers (one seed: no interval).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from reprokit.results import Claim
+from reprokit.stats import binomial_ci, paired_bootstrap_ci
+
+if TYPE_CHECKING:
+    from nudging.reproduce import Evaluation
+    from reprokit.reproduce import SeedResults
+
+__all__ = ["PAPER", "SOURCES", "claims"]
+
+#: The paper's numbers each claim is compared with.
+PAPER = {
+    "beats_small": "+15.4 / +14.6 / +9.5 (Llama-2 / Gemma-2 / OLMo)",
+    "close_to_large": "+1.2 / -4.1 / +1.6",
+    "beats_base": "+24.1 / +57.9 / +11.9",
+    "nudged_share": "about 10% (<9% OLMo on GSM8K)",
+    "uncertain_where_alignment_changes": "> 80%",
+    "uncertain_positions_are_few": "about 11%",
+    "cross": "Gemma-2-27b + Llama-2-7b-chat: 65.0 vs 22.0 / 7.0 on GSM8K",
+    "robust_gamma": "robust for gamma in 0.2-0.5",
+}
+#: Where the paper states each claim.
+SOURCES = {
+    "table1": "Table 1 (zero-shot accuracy, average over 11 tasks)",
+    "nudged_share": "Abstract; Fig. 6 (share of nudged tokens)",
+    "uncertainty": "Analysis 'where to nudge': token-level agreement of base and aligned models",
+    "cross": "Cross-family nudging table (GSM8K / MMLU)",
+    "robust_gamma": "Fig. 7 (gamma sweep)",
+}
+
+
+def claims(results: SeedResults, section: Evaluation) -> list[Claim]:
+    """The paper's 15 claims (with two families) on every seed's tables."""
+    rng = results.seeds[0]
+    items = results.stacked("table1_items")
+    families = list(dict.fromkeys(items["family"]))
+    out: list[Claim] = []
+    for family in families:
+        out += _table1_claims(results, items, family, section.n_bootstrap, rng)
+    for family in families:
+        out += _uncertainty_claims(results.stacked("table_uncertainty"), family)
+    cross = results.stacked("table_cross_family_items")
+    for (base, nudger), pair in cross.groupby(["base", "nudger"], sort=False):
+        out.append(_cross_claim(pair, base, nudger, section.n_bootstrap, rng))
+    robust = _robust_gamma_claim(results)
+    if robust is not None:
+        out.append(robust)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- Table 1
+def _paired_claim(
+    id: str,
+    statement: str,
+    a: pd.Series,
+    b: pd.Series,
+    op: str,
+    bound: float,
+    *,
+    n_resamples: int,
+    rng: int,
+    source: str,
+    paper_value: str,
+    details: str = "",
+) -> Claim:
+    """``mean(a - b)`` in points, with a paired bootstrap interval over the items (`a`, `b` share an
+    index whose first level is the seed)."""
+    ci = paired_bootstrap_ci(a.to_numpy(float), b.to_numpy(float), n_resamples=n_resamples, rng=rng)
+    per_seed = (100 * (a - b)).groupby(level="seed").mean()
+    return Claim.check(
+        id,
+        statement,
+        100 * ci.estimate,
+        op,  # type: ignore[arg-type]
+        bound,
+        interval=(100 * ci.low, 100 * ci.high),
+        method=ci.method + " over items, seeds stacked",
+        per_seed=per_seed.tolist(),
+        source=source,
+        paper_value=paper_value,
+        details=details,
+    )
+
+
+def _table1_claims(
+    results: SeedResults, items: pd.DataFrame, family: str, n_resamples: int, rng: int
+) -> list[Claim]:
+    """Nudging against the small aligned, large aligned and base model (points of average accuracy),
+    and the share of answer words the small model writes."""
+    wide = items[items["family"] == family].pivot(
+        index=["seed", "task", "item"], columns="model", values="correct"
+    )
+    nud = wide["nudging"]
+    common = {"n_resamples": n_resamples, "rng": rng, "source": SOURCES["table1"]}
+    out = [
+        _paired_claim(
+            f"{family}_nudging_beats_small",
+            f"{family}: nudging average accuracy minus the small aligned model's (points)",
+            nud,
+            wide["small_aligned"],
+            ">",
+            0.0,
+            paper_value=PAPER["beats_small"],
+            **common,
+        ),
+        _paired_claim(
+            f"{family}_nudging_close_to_large",
+            f"{family}: nudging average minus the large aligned model's (points; close = within 5)",
+            nud,
+            wide["large_aligned"],
+            ">=",
+            -5.0,
+            paper_value=PAPER["close_to_large"],
+            **common,
+        ),
+        _paired_claim(
+            f"{family}_nudging_beats_base",
+            f"{family}: nudging average minus the base model's (points)",
+            nud,
+            wide["base"],
+            ">",
+            0.0,
+            paper_value=PAPER["beats_base"],
+            **common,
+        ),
+    ]
+    words = results.values("table1", "nudged_words_%", family=family, model="nudging")
+    tokens = results.values("table1", "nudged_tokens_%", family=family, model="nudging")
+    out.append(
+        _across_seeds(
+            f"{family}_small_nudged_share",
+            f"{family}: share of answer words written by the nudging model (%, official measure: "
+            "the final EOS-ending segment excluded)",
+            words,
+            "<",
+            15.0,
+            paper_value=PAPER["nudged_share"],
+            details=f"share of tokens, every nudging segment included: {float(np.mean(tokens)):.1f}%",
+            source=SOURCES["nudged_share"],
+        )
+    )
+    return out
+
+
+def _across_seeds(
+    id: str, statement: str, per_seed: Sequence[float], op: str, bound: float, **kwargs: str
+) -> Claim:
+    """`Claim.across_seeds`, or a claim that does not hold when a seed's value is missing (NaN)."""
+    if not all(math.isfinite(v) for v in per_seed):
+        return Claim.check(id, statement, math.nan, op, bound, per_seed=per_seed, **kwargs)  # type: ignore[arg-type]
+    return Claim.across_seeds(id, statement, per_seed, op, bound, **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------- uncertainty
+def _count(share: float, n: float) -> int:
+    """The count behind a share of `n` positions (the table stores shares; n * share is an integer)."""
+    return round(share * n) if math.isfinite(share) and math.isfinite(n) else 0
+
+
+def _rate_claim(
+    id: str, statement: str, hits: Sequence[int], totals: Sequence[int], op: str, bound: float, **kwargs: str
+) -> Claim:
+    """A rate pooled over seeds with its exact binomial interval; per-seed rates in `per_seed`."""
+    k, n = int(sum(hits)), int(sum(totals))
+    per_seed = [h / t if t else math.nan for h, t in zip(hits, totals, strict=True)]
+    if n == 0:
+        return Claim.check(id, statement, math.nan, op, bound, per_seed=per_seed, **kwargs)  # type: ignore[arg-type]
+    ci = binomial_ci(k, n)
+    return Claim.check(
+        id,
+        statement,
+        ci.estimate,
+        op,  # type: ignore[arg-type]
+        bound,
+        interval=ci,
+        method=f"exact binomial, pooled over seeds ({k} of {n})",
+        per_seed=per_seed,
+        **kwargs,
+    )
+
+
+def _uncertainty_claims(table: pd.DataFrame, family: str) -> list[Claim]:
+    """Where the base model is uncertain (p1 < 0.5): most disagreement positions, few positions overall."""
+    rows = table[table["family"] == family]
+    n = rows["n"].to_numpy(float)
+    disagree = [_count(s, m) for s, m in zip(rows["disagree_share"], n, strict=True)]
+    captured = [_count(s, d) for s, d in zip(rows["captured_at_0.5"], disagree, strict=True)]
+    below = [_count(s, m) for s, m in zip(rows["below_0.5_share"], n, strict=True)]
+    totals = [int(m) if math.isfinite(m) else 0 for m in n]
+    low_share = 100 * sum(below) / max(1, sum(totals))
+    return [
+        _rate_claim(
+            f"{family}_uncertain_where_alignment_changes",
+            f"{family}: share of base/aligned disagreement positions with base p1 < 0.5",
+            captured,
+            disagree,
+            ">=",
+            0.8,
+            paper_value=PAPER["uncertain_where_alignment_changes"],
+            details=f"positions with p1 < 0.5: {low_share:.1f}% of all (paper ~11%)",
+            source=SOURCES["uncertainty"],
+        ),
+        _rate_claim(
+            f"{family}_uncertain_positions_are_few",
+            f"{family}: share of all positions with base p1 < 0.5",
+            below,
+            totals,
+            "<=",
+            0.25,
+            paper_value=PAPER["uncertain_positions_are_few"],
+            source=SOURCES["uncertainty"],
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------- cross-family
+def _cross_claim(pair: pd.DataFrame, base: str, nudger: str, n_resamples: int, rng: int) -> Claim:
+    """Nudging against the better of the base alone and the nudger alone, chosen per task and seed."""
+    frame = pair.set_index(["seed", "task", "item"])
+    means = frame.groupby(level=["seed", "task"])[["base_alone", "nudger_alone"]].transform("mean")
+    better = frame["base_alone"].where(means["base_alone"] >= means["nudger_alone"], frame["nudger_alone"])
+    return _paired_claim(
+        f"cross_{base}_by_{nudger}",
+        f"{base} base nudged by {nudger} small aligned: mean margin over the better of base and nudger "
+        "alone (points)",
+        frame["nudging"],
+        better,
+        ">",
+        0.0,
+        n_resamples=n_resamples,
+        rng=rng,
+        source=SOURCES["cross"],
+        paper_value=PAPER["cross"],
+        details="the better of base and nudger alone is chosen per task and seed by its accuracy",
+    )
+
+
+# ---------------------------------------------------------------------------------------- gamma sweep
+def _robust_gamma_claim(results: SeedResults) -> Claim | None:
+    """Accuracy spread over gamma in [0.2, 0.5], one value per seed."""
+    spreads, accuracies = [], []
+    family = ""
+    for frame in results.per_seed("figure_gamma_sweep"):
+        robust = frame[(frame["gamma"] >= 0.2 - 1e-9) & (frame["gamma"] <= 0.5 + 1e-9)]
+        if robust.empty:
+            return None
+        family = str(robust["family"].iloc[0])
+        spreads.append(float(robust["accuracy"].max() - robust["accuracy"].min()))
+        accuracies.append(robust["accuracy"].to_numpy(float))
+    mean_acc = np.mean(accuracies, axis=0)
+    return _across_seeds(
+        "robust_gamma_0.2_0.5",
+        f"{family}: accuracy spread (max - min, points) over gamma in [0.2, 0.5]",
+        spreads,
+        "<=",
+        10.0,
+        paper_value=PAPER["robust_gamma"],
+        details=f"accuracies: {', '.join(f'{a:.1f}' for a in mean_acc)}",
+        source=SOURCES["robust_gamma"],
+    )

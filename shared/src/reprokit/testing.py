@@ -1,0 +1,76 @@
+"""Model folders that `reprokit.lm.load_lm` must refuse, for the bad-input tests of every package.
+
+`write_bad_models(root, tokenizer)` saves one tiny folder per kind of bad model; `BAD_MODELS` maps each
+kind to a fragment of the message that names it, so a command-line test can assert both the exit status
+and what the user is told.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from transformers import PreTrainedTokenizerBase
+
+__all__ = ["BAD_MODELS", "write_bad_models"]
+
+#: kind of bad model folder -> a fragment of the one-line message that refuses it
+BAD_MODELS: dict[str, str] = {
+    "encoder-only": "is an encoder-only (masked language) model",
+    "encoder-decoder": "is an encoder-decoder model",
+    "corrupt-weights": "is corrupt or truncated",
+    "truncated-weights": "is corrupt or truncated",
+    "shape-mismatch": "do not fit its config.json",
+    "custom-code": "never runs code from a model repository",
+    "no-tokenizer": "has no tokenizer files",
+}
+
+
+def write_bad_models(root: str | Path, tokenizer: PreTrainedTokenizerBase) -> dict[str, Path]:
+    """One folder per `BAD_MODELS` kind under `root` (plus "good", a loadable llama), sized to `tokenizer`."""
+    from transformers import BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
+
+    from reprokit.zoo import build_model
+
+    root = Path(root)
+    good = root / "good"
+    build_model("llama-0.3m", tokenizer).save_pretrained(good)
+    tokenizer.save_pretrained(good)
+    vocab = len(tokenizer)
+    out = {"good": good}
+
+    def copy(kind: str, **config_changes: object) -> Path:
+        folder = root / kind
+        shutil.copytree(good, folder)
+        if config_changes:
+            config = json.loads((folder / "config.json").read_text())
+            config.update(config_changes)
+            (folder / "config.json").write_text(json.dumps(config))
+        out[kind] = folder
+        return folder
+
+    small = {"num_attention_heads": 2, "intermediate_size": 64}
+    bert = BertForMaskedLM(BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=1, **small))
+    t5 = T5ForConditionalGeneration(
+        T5Config(vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2)
+    )
+    for kind, model in (("encoder-only", bert), ("encoder-decoder", t5)):
+        model.save_pretrained(root / kind)
+        tokenizer.save_pretrained(root / kind)
+        out[kind] = root / kind
+    (copy("corrupt-weights") / "model.safetensors").write_bytes(b"not a safetensors file")
+    weights = copy("truncated-weights") / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    copy("shape-mismatch", hidden_size=2 * json.loads((good / "config.json").read_text())["hidden_size"])
+    copy(
+        "custom-code",
+        model_type="my_custom_lm",
+        auto_map={"AutoConfig": "configuration_my.MyConfig", "AutoModelForCausalLM": "modeling_my.MyLM"},
+    )
+    folder = root / "no-tokenizer"
+    folder.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(good / name, folder / name)
+    out["no-tokenizer"] = folder
+    return out
