@@ -288,10 +288,10 @@ def test_fresh_flag_only_for_resumable_reproductions() -> None:
     assert parse_common(resumable.parse_args(["--fresh"]), paper="demo").fresh is True
 
 
-def test_config_from_dict_checks_keys_and_freezes_lists() -> None:
+def test_config_from_mapping_checks_keys_and_freezes_lists() -> None:
     import dataclasses
 
-    from reprokit.cli import config_from_dict
+    from reprokit.config import config_from_mapping
 
     @dataclasses.dataclass(frozen=True)
     class Inner:
@@ -303,8 +303,10 @@ def test_config_from_dict_checks_keys_and_freezes_lists() -> None:
         pairs: tuple = ()
         inner: Inner = Inner()
 
-    cfg = config_from_dict(Outer, {"xs": [1, 2], "pairs": [[1, 2]]}, what="demo", inner=Inner(3))
+    cfg = config_from_mapping(Outer, {"xs": [1, 2], "pairs": [[1, 2]]}, inner=Inner(3))
     assert cfg == Outer(xs=(1, 2), pairs=((1, 2),), inner=Inner(3))
     hash(cfg)
-    with pytest.raises(ValueError, match=r"unknown demo config keys \['bad'\]; known: \['inner', 'pairs'"):
-        config_from_dict(Outer, {"bad": 1}, what="demo")
+    with pytest.raises(
+        ValueError, match=r"unknown config key\(s\) \['bad'\] in \[demo\]; valid keys: \['inner', 'pairs'"
+    ):
+        config_from_mapping(Outer, {"bad": 1}, path="demo")

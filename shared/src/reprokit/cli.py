@@ -7,13 +7,12 @@ Nothing here imports torch, so a command's `--help` stays fast.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import sys
 import tomllib
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +29,6 @@ __all__ = [
     "add_common_args",
     "add_debug_flag",
     "check_output_path",
-    "config_from_dict",
     "default_config_path",
     "device_arg",
     "error_summary",
@@ -264,23 +262,6 @@ def load_toml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 C = TypeVar("C")
-
-
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
-
-
-def config_from_dict(cls: type[C], data: Mapping[str, Any], *, what: str, **built: Any) -> C:
-    """A dataclass config from a TOML table: unknown keys raise a ValueError naming the valid ones,
-    lists become tuples (configs are frozen and hashable), and `built` passes fields already converted
-    (sub-tables that are dataclasses themselves)."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown {what} config keys {unknown}; known: {sorted(names)}.")
-    return cls(**{k: _tuples(v) for k, v in data.items() if k not in built}, **built)
 
 
 def check_output_path(path: str | os.PathLike[str], *, option: str = "--out", folder: bool = False) -> Path:

@@ -135,7 +135,10 @@ def config_from_mapping(cls: type[C], data: Mapping[str, Any], *, path: str = ""
     if unknown:
         where = f"[{path}]" if path else cls.__name__
         raise ConfigError(f"unknown config key(s) {unknown} in {where}; valid keys: {sorted(fields)}.")
-    hints = get_type_hints(cls)
+    try:
+        hints = get_type_hints(cls)
+    except NameError:  # a class defined in a function: annotations it cannot resolve are not checked
+        hints = {f.name: f.type for f in dataclasses.fields(cls) if not isinstance(f.type, str)}
     kwargs: dict[str, Any] = dict(built)
     for name, value in data.items():
         if name in built:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from reprokit.cli import error_summary
 from reprokit.errors import ConfigError, DataError, ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -377,7 +378,7 @@ def _read_config(name: str, *, revision: str | None, local: bool) -> dict[str, A
 def _not_found(name: str, err: Exception) -> ModelNotFoundError:
     return ModelNotFoundError(
         f"{name!r} not found locally; pass a local path or set HF_HOME to a cache that holds it "
-        f"(offline={os.environ.get('HF_HUB_OFFLINE', '0')}). Underlying error: {_first_line(err)}"
+        f"(offline={os.environ.get('HF_HUB_OFFLINE', '0')}). Underlying error: {error_summary(err)}"
     )
 
 
@@ -468,7 +469,7 @@ def _load_tokenizer(source: str, *, revision: str | None, model: str | None) -> 
             return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=False)
     except OSError as err:
         raise ModelNotFoundError(
-            f"no tokenizer{label} found in {source!r}: {_first_line(err)}; {fix}."
+            f"no tokenizer{label} found in {source!r}: {error_summary(err)}; {fix}."
         ) from err
     except Exception as err:  # any failure here is about the files given: say which, and the fix
         if "trust_remote_code" in str(err):
@@ -477,7 +478,7 @@ def _load_tokenizer(source: str, *, revision: str | None, model: str | None) -> 
                 f"code from a model repository; {fix} (a tokenizer.json that transformers reads natively)."
             ) from err
         raise ModelLoadError(
-            f"could not load the tokenizer{label} from {source}: {_first_line(err)}; {fix}."
+            f"could not load the tokenizer{label} from {source}: {error_summary(err)}; {fix}."
         ) from err
 
 
@@ -520,7 +521,7 @@ def _load_model(
         ) from err
     except OSError as err:
         if local:
-            raise ModelNotFoundError(f"could not load a model from {name}: {_first_line(err)}") from err
+            raise ModelNotFoundError(f"could not load a model from {name}: {error_summary(err)}") from err
         text = str(err).lower()
         if "safetensors" in text and ("not found" in text or "does not appear" in text):
             raise UnsafeCheckpointError(
@@ -559,7 +560,3 @@ def _quiet_transformers() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(level)
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
