@@ -204,3 +204,17 @@ def test_nan_loss_is_a_clear_error(tokenizer, examples):
 
     with pytest.raises(FloatingPointError, match=r"lower TrainConfig\.lr"):
         zoo.train(NaNLoss(), examples, CFG)
+
+
+def test_training_logs_each_epoch_with_loss_and_throughput(caplog) -> None:
+    import logging
+
+    from reprokit.tokenizer import train_tokenizer
+
+    texts = [f"document {i} about the number {i * 7}" for i in range(24)]
+    tok = train_tokenizer(texts, vocab_size=300)
+    model = zoo.build_model("llama-0.3m", tok)
+    with caplog.at_level(logging.INFO, logger="reprokit.zoo"):
+        zoo.train(model, zoo.encode_texts(tok, texts), zoo.TrainConfig(epochs=2, batch_size=8), desc="demo")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("demo: epoch")]
+    assert len(lines) == 2 and "epoch 1 of 2 (step 3/6)" in lines[0] and "tokens/s" in lines[1]

@@ -388,6 +388,7 @@ def train(
     if checkpoint_steps and checkpoint_dir is None:
         raise ValueError("train: checkpoint_steps given without checkpoint_dir.")
     t0 = time.perf_counter()
+    steps_per_epoch, tokens = max(1, math.ceil(len(examples) / bs)), 0
     bar = progress(range(start, total_steps), total=total_steps, initial=start, desc=desc)
     for step in bar:
         batch = _collate([examples[i] for i in order[step * bs : (step + 1) * bs]], pad)
@@ -404,8 +405,11 @@ def train(
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
+        tokens += int(batch["attention_mask"].sum())
         if step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if (step + 1) % steps_per_epoch == 0 or step + 1 == total_steps:
+            _log_epoch(desc, step + 1, steps_per_epoch, total_steps, losses, tokens, time.perf_counter() - t0)
         if step + 1 in checkpoint_steps:
             save_checkpoint(
                 Path(checkpoint_dir) / f"step-{step + 1}",
@@ -418,6 +422,21 @@ def train(
             )
     model.eval()
     return TrainResult(model, order, bs, losses, time.perf_counter() - t0)
+
+
+def _log_epoch(desc: str, step: int, per_epoch: int, total: int, losses: list[float], tokens: int, s: float):
+    """One log line per epoch (and at the end): mean loss of the epoch's steps and throughput so far."""
+    recent = losses[-per_epoch:]
+    logger.info(
+        "%s: epoch %.4g of %.4g (step %d/%d): loss %.3f, %.0f tokens/s",
+        desc,
+        step / per_epoch,
+        total / per_epoch,
+        step,
+        total,
+        sum(recent) / len(recent),
+        tokens / max(s, 1e-9),
+    )
 
 
 # ------------------------------------------------------------------------------------------- cache
