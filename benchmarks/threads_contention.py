@@ -45,8 +45,8 @@ def train_seconds(examples, tokenizer, threads: int) -> float:
 
 
 def main() -> None:
-    docs, tokenizer = corpus_and_tokenizer(n_people=400)
-    examples = zoo.encode_texts(tokenizer, docs[:320])
+    docs, tokenizer = corpus_and_tokenizer(n_people=1200)
+    examples = zoo.encode_texts(tokenizer, docs[:1200])
     cores = os.cpu_count() or 1
     policies = {"reprokit default (1 thread)": TINY_SCALE_THREADS, f"torch default ({cores} threads)": cores}
     train_seconds(examples, tokenizer, 1)  # warm-up
