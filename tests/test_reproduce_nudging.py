@@ -36,7 +36,7 @@ def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
     proc = _run("--smoke", "--out", str(out), cache=cache)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed" not in proc.stderr
-    for name in (*TABLES, "figure_gamma_sweep"):
+    for name in (*TABLES, "table_gamma_sweep"):
         for ext in ("csv", "md", "tex"):
             assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext} missing"
         assert (out / f"{name}_per_seed.csv").is_file(), f"{name}_per_seed.csv missing"
@@ -85,7 +85,7 @@ def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
     fresh = _run("--smoke", "--out", str(tmp_path / "fresh"), "--fresh", cache=cache)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert "resumed" not in fresh.stderr
-    same = ("table1_per_seed.csv", "table_cross_family.csv", "figure_gamma_sweep.csv", "claims.json")
+    same = ("table1_per_seed.csv", "table_cross_family.csv", "table_gamma_sweep.csv", "claims.json")
     for run in ("again", "fresh"):
         for name in same:
             assert (tmp_path / run / name).read_text() == (out / name).read_text(), (run, name)

@@ -197,15 +197,20 @@ def test_cli_overrides(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert load_toml_config(args.config) == {"lr": 0.1, "model": {"name": "tiny"}}
 
 
-def test_cli_threads_are_applied_only_when_given() -> None:
+def test_cli_threads_default_to_one_at_tiny_scale_and_reject_zero(capsys) -> None:
+    from reprokit.threads import apply_threads
+
     before = torch.get_num_threads()
     try:
-        _parse([]).apply_threads()
+        assert apply_threads(_parse([]).threads, scale="paper") is None
         assert torch.get_num_threads() == before
-        _parse(["--threads", "1"]).apply_threads()
+        assert apply_threads(_parse([]).threads, scale="tiny") == 1
         assert torch.get_num_threads() == 1
-        with pytest.raises(ValueError, match="--threads must be >= 1"):
-            _parse(["--threads", "0"]).apply_threads()
+        assert apply_threads(_parse(["--threads", "2"]).threads, scale="tiny") == 2
+        assert torch.get_num_threads() == 2
+        with pytest.raises(SystemExit):
+            _parse(["--threads", "0"])
+        assert "must be a positive integer, got '0'" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
 

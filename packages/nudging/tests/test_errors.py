@@ -29,7 +29,7 @@ def test_empty_prompt_pair(zoo) -> None:
 def test_nudger_without_chat_template(zoo) -> None:
     tok = copy.deepcopy(zoo.nudger_same.tokenizer)
     tok.chat_template = None
-    with pytest.raises(ValueError, match=r"chat template.*plain_prompt=True"):
+    with pytest.raises(ValueError, match=r"chat template.*plain_nudger_prompt=True"):
         Nudger(zoo.base, LanguageModel(zoo.nudger_same.model, tok))
     with pytest.raises(ValueError, match="chat template"):
         nudge_fast(zoo.base, LanguageModel(zoo.nudger_same.model, tok), "Question?")

@@ -38,6 +38,7 @@ __all__ = [
     "input_device",
     "load_lm",
     "load_tokenizer",
+    "looks_like_path",
     "require_lm",
     "resolve_device",
     "resolve_dtype",
@@ -267,7 +268,7 @@ def load_lm(
     torch_dtype = resolve_dtype(dtype, dev)
     display = str(name_or_path)
     name = display
-    local = isinstance(name_or_path, os.PathLike) or _looks_like_path(name)
+    local = isinstance(name_or_path, os.PathLike) or looks_like_path(name)
     if local:
         folder = Path(name).expanduser()
         _check_local_folder(folder)
@@ -290,10 +291,12 @@ def load_lm(
     return LanguageModel(model, tok, name=display)
 
 
-def _looks_like_path(name: str) -> bool:
+def looks_like_path(name: str) -> bool:
+    """Whether `name` means a local path rather than a hub id (``owner/name``): it exists, starts with
+    ``.``, ``/`` or ``~``, or has more than one separator. The one rule every loader and check uses."""
     if name.startswith((".", "/", "~")) or Path(name).exists():
         return True
-    return os.sep in name and name.count("/") != 1  # hub ids are "owner/name"
+    return os.sep in name and name.count("/") != 1
 
 
 def _check_local_folder(path: Path) -> None:
@@ -458,7 +461,7 @@ def _load_tokenizer(source: str, *, revision: str | None, model: str | None) -> 
         raise ModelNotFoundError(
             f"tokenizer {source!r} is a file; pass the folder that holds it, or a hub id."
         )
-    elif _looks_like_path(source):
+    elif looks_like_path(source):
         raise ModelNotFoundError(
             f"tokenizer path {source!r} does not exist; pass an existing folder or a hub id."
         )

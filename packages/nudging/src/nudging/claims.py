@@ -256,7 +256,7 @@ def _robust_gamma_claim(results: SeedResults) -> Claim | None:
     """Accuracy spread over gamma in [0.2, 0.5], one value per seed."""
     spreads, accuracies = [], []
     family = ""
-    for frame in results.per_seed("figure_gamma_sweep"):
+    for frame in results.per_seed("table_gamma_sweep"):
         robust = frame[(frame["gamma"] >= 0.2 - 1e-9) & (frame["gamma"] <= 0.5 + 1e-9)]
         if robust.empty:
             return None

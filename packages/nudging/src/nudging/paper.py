@@ -80,12 +80,13 @@ def setup(section: PaperSection, ctx: RunContext) -> NudgingSetup:
     def load(model_id: str):
         return load_lm(model_id, dtype=ctx.dtype, device=ctx.device)
 
+    # the cheap checks first: a missing judge key or a broken task fails before any weights are loaded
+    tasks = {t: tuple(load_paper_task(t, n=section.n)) for t in section.tasks}
+    judge = OpenAIJudge(section.judge_model, base_url=section.judge_base_url) if section.judge_model else None
     families = []
     for f in section.families:
         ctx.log("loading the %s family", f.name)
         families.append(Family(f.name, load(f.base), load(f.small_aligned), load(f.large_aligned), f.gamma))
-    tasks = {t: tuple(load_paper_task(t, n=section.n)) for t in section.tasks}
-    judge = OpenAIJudge(section.judge_model, base_url=section.judge_base_url) if section.judge_model else None
     by_name = {f.name: f for f in families}
     pairs = [(by_name[a], by_name[b]) for a, b in section.cross]
     return NudgingSetup(ctx, section, families, tasks, cross_pairs=pairs, judge=judge)

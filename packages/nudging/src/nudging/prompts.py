@@ -49,7 +49,7 @@ def nudger_prompt(
         raise ModelLoadError(
             "the nudging tokenizer has no chat template, but nudging prompts the aligned model in its chat "
             "format; use an instruction-tuned model's tokenizer (or set tokenizer.chat_template), or pass "
-            "plain_prompt=True (--plain-nudger-prompt) to prompt it with the plain base prompt."
+            "plain_nudger_prompt=True (--plain-nudger-prompt) to prompt it with the plain base prompt."
         )
     messages = []
     if system:
@@ -66,7 +66,7 @@ def nudger_prompt(
         except Exception:
             raise ModelLoadError(
                 f"the nudging tokenizer's chat template failed to render: {err}; pass --plain-nudger-prompt "
-                "(plain_prompt=True) or fix tokenizer.chat_template."
+                "(plain_nudger_prompt=True) or fix tokenizer.chat_template."
             ) from err
     if not isinstance(rendered, str):
         raise TypeError(f"apply_chat_template returned {type(rendered).__name__}, expected a string")

@@ -193,7 +193,7 @@ EXPERIMENTS = [
     ),
     Experiment("figure_uncertainty", ex.figure_uncertainty, kind="figure"),
     Experiment(
-        "figure_gamma_sweep",
+        "table_gamma_sweep",
         ex.table_gamma_sweep,
         "Gamma sweep of the first family (tasks: sweep_tasks; the first sweep_n items of each)",
         keys=("family", "gamma"),

@@ -33,6 +33,7 @@ from transformers import PreTrainedTokenizerBase
 
 from nudging.tasks import TaskItem, score, tiny_tasks
 from nudging.world_reasoning import arithmetic_problems, coin_flip_tasks, last_letter_tasks
+from reprokit.seed import derive_seed
 from reprokit.tokenizer import train_tokenizer
 from reprokit.world import (
     SYSTEM_PROMPT,
@@ -205,11 +206,17 @@ def fact_pages(
     return pages
 
 
+def _child(seed: int, k: int) -> int:
+    """Stream `k` of a run seed: the seed itself for k = 0, else a hash (`reprokit.seed.derive_seed`),
+    never ``seed + k``, which would be another run seed's main stream."""
+    return seed if k == 0 else derive_seed(seed, "nudging.tiny", k)
+
+
 def build_data(config: TinyConfig, *, seed: int = 0) -> TinyData:
     """The tiny world and every text built from it (a pure function of `config` and `seed`).
 
-    Parts use ``seed + k`` for a few small k (the small model's reading, question styles); seed 0 builds
-    the world of the committed results.
+    Parts draw from child seeds (`_child`: the small model's reading, question styles), hashed from
+    `seed` so that no part of one run seed reuses another run seed's streams.
     """
     world = make_world(
         WorldConfig(
@@ -236,19 +243,21 @@ def build_data(config: TinyConfig, *, seed: int = 0) -> TinyData:
         facts_by_person, ids, per_page=config.people_per_page, repeats=config.doc_repeats, seed=seed
     )
     # The small model reads the pages of a random part of the people (the same share of every group).
-    small_people = sorted(random.Random(seed + 1).sample(ids, round(config.small_people_share * len(ids))))
+    small_people = sorted(
+        random.Random(_child(seed, 1)).sample(ids, round(config.small_people_share * len(ids)))
+    )
     small_pages = fact_pages(
         facts_by_person,
         small_people,
         per_page=config.people_per_page,
         repeats=config.small_doc_repeats,
-        seed=seed + 1,
+        seed=_child(seed, 1),
     )
     qa_people = fact_questions(world, attributes=attrs, seed=seed, people=groups["qa"])
     qa_texts: list[str] = []
     for r in range(config.qa_repeats):
-        qa_texts += _qa_texts(qa_people, config, rng, seed=seed + 2 * r)
-        qa_texts += _qa_texts(qa_people, config, rng, seed=seed + 2 * r + 1, multiple_choice=True)
+        qa_texts += _qa_texts(qa_people, config, rng, seed=_child(seed, 2 * r))
+        qa_texts += _qa_texts(qa_people, config, rng, seed=_child(seed, 2 * r + 1), multiple_choice=True)
     n_eval = config.n_eval
     arith = arithmetic_problems(
         config.n_arithmetic + config.n_align_arithmetic + n_eval,
@@ -274,7 +283,7 @@ def build_data(config: TinyConfig, *, seed: int = 0) -> TinyData:
     rng.shuffle(small)
     align_people = fact_questions(world, attributes=attrs, seed=seed, people=groups["align"])
     align_items = chat_pairs(align_people, style="aligned", seed=seed)
-    align_items += chat_pairs(align_people, style="aligned", seed=seed + 1, multiple_choice=True)
+    align_items += chat_pairs(align_people, style="aligned", seed=_child(seed, 1), multiple_choice=True)
     align_items += chat_pairs([*arith_align, *sym_align], style="aligned", seed=seed)
     chats = tuple(tuple(p.messages(system=SYSTEM_PROMPT)) for p in align_items)
     eval_people = fact_questions(world, attributes=attrs, seed=seed, people=groups["eval"])

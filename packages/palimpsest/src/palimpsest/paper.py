@@ -66,13 +66,12 @@ class PaperRun:
     @cached_property
     def transcript(self) -> Transcript:
         """`query.n` examples of the transcript, sampled uniformly with the run's seed."""
-        from transformers import AutoTokenizer
-
         from palimpsest.transcript import Transcript
+        from reprokit.lm import load_tokenizer
 
         sec = self.section
         loaded = Transcript.load(sec.transcript, subset=sec.subset)
-        tokenizer = AutoTokenizer.from_pretrained(sec.transcript_tokenizer)
+        tokenizer = load_tokenizer(sec.transcript_tokenizer)
         transcript = dataclasses.replace(loaded, tokenizer=tokenizer)
         n = len(transcript) if sec.query.n is None else min(sec.query.n, len(transcript))
         return transcript.sample(n, seed=eval_seed(self.seed, 0))

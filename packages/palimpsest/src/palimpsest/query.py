@@ -148,7 +148,7 @@ def query_test_from_losses(
     else:
         blk = np.asarray(blocks)
         if blk.shape != (n,):
-            raise ValueError(f"blocks must have one label per example ({n}), got shape {blk.shape}.")
+            raise DataError(f"blocks must have one label per example ({n}), got shape {blk.shape}.")
         res = blocked_spearman_test(pos, d, blk, alternative="less")
         stat, log10_p, method = res.statistic, res.log10_pvalue, res.method
         if n_permutations:

@@ -23,6 +23,7 @@ import scipy.stats
 from transformers import PreTrainedTokenizerBase
 
 from palimpsest.transcript import same_tokenizer
+from reprokit.errors import ConfigError, DataError
 from reprokit.lm import LanguageModel, require_lm
 from reprokit.scoring import score_texts, score_token_ids
 from reprokit.stats import t_logsf
@@ -73,12 +74,12 @@ def reshuffle_pvalues(
     s = np.asarray(reshuffled_scores, dtype=np.float64).ravel()
     k = s.size
     if k < 1:
-        raise ValueError(
+        raise DataError(
             "the reshuffle test needs K >= 1 reshuffled copies; retrain the last phase at least once."
         )
     s0 = float(original_score)
     if not math.isfinite(s0) or not np.isfinite(s).all():
-        raise ValueError("reshuffle scores must be finite; check the scored texts are not empty.")
+        raise DataError("reshuffle scores must be finite; check the scored texts are not empty.")
     rank_p = (1.0 + float(np.count_nonzero(s >= s0))) / (k + 1.0)
     if k >= 2 and float(np.std(s, ddof=1)) > 0:
         sd1 = float(np.std(s, ddof=1))
@@ -105,13 +106,13 @@ def reshuffle_pvalues(
 
 def _check_texts(texts: Sequence[str], prompts: Sequence[str] | None) -> None:
     if isinstance(texts, str):
-        raise ValueError("texts must be a list of strings, not one string; wrap it in a list.")
+        raise DataError("texts must be a list of strings, not one string; wrap it in a list.")
     if len(texts) == 0:
-        raise ValueError("no suspect text given; pass at least one non-empty text.")
+        raise DataError("no suspect text given; pass at least one non-empty text.")
     if any(not t for t in texts):
-        raise ValueError("a suspect text is empty; drop empty samples before testing.")
+        raise DataError("a suspect text is empty; drop empty samples before testing.")
     if prompts is not None and len(prompts) != len(texts):
-        raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts; pass one prompt per text.")
+        raise DataError(f"{len(prompts)} prompts for {len(texts)} texts; pass one prompt per text.")
 
 
 def text_scores(
@@ -126,14 +127,14 @@ def text_scores(
     `texts` are strings, or token-id lists with `prompts` the prompt lengths in tokens.
     """
     if len(texts) == 0:
-        raise ValueError("no suspect text given; pass at least one non-empty text.")
+        raise DataError("no suspect text given; pass at least one non-empty text.")
     if isinstance(texts[0], str):
         _check_texts(texts, prompts)  # type: ignore[arg-type]
         scores = score_texts(lm, texts, prompts=prompts, batch_size=batch_size)  # type: ignore[arg-type]
     else:
         lengths = [0] * len(texts) if prompts is None else [int(p) for p in prompts]  # type: ignore[union-attr]
         if any(len(t) <= max(p, 1) for t, p in zip(texts, lengths, strict=True)):
-            raise ValueError(
+            raise DataError(
                 "a suspect text has no tokens after its prompt; drop empty samples before testing."
             )
         scores = score_token_ids(
@@ -156,7 +157,7 @@ class ReshuffleScores:
         """The reshuffle test on the texts `index` (all by default): s_k = mean summed log-prob."""
         idx = np.arange(self.scores.shape[1]) if index is None else np.asarray(index, dtype=np.int64)
         if idx.size == 0:
-            raise ValueError("no texts selected; pass at least one text index.")
+            raise DataError("no texts selected; pass at least one text index.")
         s = self.scores[:, idx].mean(axis=1)
         return reshuffle_pvalues(s[0], s[1:], n_texts=int(idx.size), n_tokens=int(self.n_tokens[idx].sum()))
 
@@ -183,13 +184,13 @@ def score_candidates(
     """
     original = require_lm(original, "the original-order retrain")
     if isinstance(reshuffled, LanguageModel) or len(reshuffled) < 1:
-        raise ValueError(
+        raise DataError(
             "the reshuffle test needs K >= 1 reshuffled copies; retrain the last phase at least once."
         )
     for i, candidate in enumerate(reshuffled):
         candidate = require_lm(candidate, f"reshuffled copy {i}")
         if not same_tokenizer(candidate.tokenizer, original.tokenizer):
-            raise ValueError(
+            raise DataError(
                 f"reshuffled copy {i} ({candidate.name}) has another tokenizer than the original-order "
                 f"retrain ({original.name}); every retrain must use Alice's tokenizer."
             )
@@ -233,12 +234,12 @@ def retrain_last_phase(
     from reprokit.zoo import train_cached
 
     if k < 1:
-        raise ValueError(f"k must be >= 1 reshuffled copies, got {k}.")
+        raise ConfigError(f"k must be >= 1 reshuffled copies, got {k}.")
     ckpt = alice.checkpoint(checkpoint_step)
     order = np.asarray(alice.order, dtype=np.int64)
     cut = checkpoint_step * config.batch_size
     if not 0 < cut < order.size:
-        raise ValueError(
+        raise ConfigError(
             f"checkpoint_step {checkpoint_step} leaves no last phase to retrain ({order.size} examples)."
         )
     init = ckpt / "model"

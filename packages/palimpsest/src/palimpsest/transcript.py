@@ -38,10 +38,13 @@ _FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 def _looks_like_file(source: str) -> bool:
     """Whether a transcript source that does not exist was meant as a local path, not a hub dataset id."""
-    return (
-        source.startswith((".", "/", "~"))
-        or Path(source).suffix.lower() in (*_FILE_SUFFIXES, ".csv", ".txt", ".arrow")
-        or source.count("/") > 1
+    from reprokit.lm import looks_like_path
+
+    return looks_like_path(source) or Path(source).suffix.lower() in (
+        *_FILE_SUFFIXES,
+        ".csv",
+        ".txt",
+        ".arrow",
     )
 
 

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from reprokit.cli import error_summary
 from reprokit.errors import PreflightError
 from reprokit.reproduce.spec import Requirement
 
@@ -20,30 +21,32 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def find_requirement(req: Requirement) -> str | None:
-    """Where `req` was found (a path, "cache" or "hub"), or None."""
+def find_requirement(req: Requirement) -> tuple[str | None, str]:
+    """(where `req` was found: a path, "cache" or "hub"; or None, with the reason it was not)."""
     path = Path(req.id).expanduser()
     if path.exists():
-        return str(path)
-    if req.id.startswith((".", "/", "~")) or req.id.count("/") > 1:
-        return None  # a path that does not exist, not a hub id
+        return str(path), ""
+    from reprokit.lm import looks_like_path
+
+    if looks_like_path(req.id):
+        return None, "no such folder"  # a path, not a hub id
     from huggingface_hub import snapshot_download
 
     repo_type = "dataset" if req.kind == "dataset" else "model"
     try:
         snapshot_download(req.id, repo_type=repo_type, revision=req.revision, local_files_only=True)
-        return "cache"
-    except Exception:
+        return "cache", ""
+    except Exception:  # any failure means "not in the local cache"
         pass
     if _offline():
-        return None
+        return None, "not in the local Hugging Face cache"
     try:
         from huggingface_hub import HfApi
 
         HfApi().repo_info(req.id, repo_type=repo_type, revision=req.revision, timeout=10)
-        return "hub"
-    except Exception:
-        return None
+        return "hub", ""
+    except Exception as err:  # unknown, gated or unreachable: say which
+        return None, error_summary(err)
 
 
 def preflight(requirements: Sequence[Requirement]) -> dict[str, str]:
@@ -56,10 +59,10 @@ def preflight(requirements: Sequence[Requirement]) -> dict[str, str]:
         if key in seen:
             continue
         seen.add(key)
-        where = find_requirement(req)
+        where, reason = find_requirement(req)
         label = req.id + (f"@{req.revision}" if req.revision else "")
         if where is None:
-            missing.append(f"{req.kind} {label}" + (f" ({req.why})" if req.why else ""))
+            missing.append(f"{req.kind} {label}" + (f" ({req.why})" if req.why else "") + f": {reason}")
         else:
             found[label] = where
     if missing:

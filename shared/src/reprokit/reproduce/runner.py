@@ -281,8 +281,9 @@ def _run_seeds(
             for future in futures:
                 yield future.result()
         except BaseException:
-            for future in futures:
-                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in list(getattr(pool, "_processes", {}).values()):  # don't wait for other seeds
+                process.terminate()
             raise
 
 
@@ -326,7 +327,7 @@ def _main(paper: str, argv: list[str] | None) -> int:
     check_output_dir(args.out)
     configure_logging("INFO")
     spec = load_spec(paper)
-    explicit = ns.config  # parse_common falls back to the scale's default file: load_config decides smoke
+    explicit = args.config if ns.config is not None else None  # checked and ~-expanded by parse_common
     cfg = load_config(spec, scale=args.scale, path=explicit, smoke=args.smoke)
     threads = apply_threads(args.threads, scale=args.scale)
     logger.info("torch CPU threads: %s", threads or "torch's default")

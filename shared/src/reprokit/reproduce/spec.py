@@ -104,7 +104,6 @@ class PaperSpec:
     notes: Callable[[SeedResults, Any], str] | None = None
     comparisons: Callable[[SeedResults, Any], list[PaperComparison]] | None = None
     requirements: Callable[[Any], list[Requirement]] | None = None
-    code_packages: tuple[str, ...] = ()
 
     def experiments_for(self, scale: str) -> list[Experiment]:
         """The experiments that run at `scale`, in order."""
