@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprokit.errors import DataError
 
-__all__ = ["check_input_file", "jsonl_problem", "read_jsonl", "read_text_lines"]
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = ["check_input_file", "jsonl_problem", "load_data_files", "read_jsonl", "read_text_lines"]
 
 _HEAD = 1 << 16
 
@@ -94,3 +98,45 @@ def read_jsonl(
             )
         rows.append((number, row))
     return rows
+
+
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+
+def load_data_files(
+    files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    what: str,
+    error: type[DataError] = DataError,
+) -> datasets.Dataset:
+    """Local .parquet / .jsonl / .json files of one format as one `datasets.Dataset`.
+
+    Every file is checked first (`check_input_file`; jsonl line by line, since the `datasets` error does
+    not name the line), and a file `datasets` cannot read is one `error` naming it and the reason.
+    """
+    import datasets
+
+    from reprokit.cli import error_summary
+
+    paths = [str(files)] if isinstance(files, (str, os.PathLike)) else [str(f) for f in files]
+    shown = ", ".join(paths)
+    suffixes = {Path(f).suffix.lower() for f in paths}
+    if len(suffixes) != 1 or not suffixes <= set(DATA_SUFFIXES):
+        raise error(
+            f"{what} {shown}: unknown or mixed formats {sorted(suffixes)}; pass .jsonl, .json or .parquet "
+            "files of one format."
+        )
+    for f in paths:
+        check_input_file(f, what=what, error=error)
+        bad = jsonl_problem(f) if f.lower().endswith(".jsonl") else None
+        if bad is not None:
+            raise error(f"{what} {f} {bad}; write one JSON object per line.")
+    fmt = "parquet" if suffixes == {".parquet"} else "json"
+    try:
+        return datasets.load_dataset(fmt, data_files=paths, split="train")
+    except Exception as err:  # pyarrow and datasets raise many types for an unreadable file
+        bad = jsonl_problem(paths[0]) if suffixes == {".json"} else None
+        raise error(
+            f"{what} {shown} is not a readable {fmt} file ({bad or error_summary(err)}); pass a .parquet "
+            "file or one JSON object per line."
+        ) from err

@@ -19,7 +19,12 @@ from reprokit.errors import ConfigError
 from reprokit.lm import LanguageModel, check_token_ids, require_lm
 from reprokit.progress import progress
 
-__all__ = ["Generation", "generate", "generate_texts"]
+__all__ = [
+    "Generation",
+    "generate",
+    "generate_texts",
+    "sample_next",
+]
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,11 @@ def _check(prompts: object, max_new_tokens: int, batch_size: int, temperature: f
         raise ConfigError(f"generate: top_p must be in (0, 1], got {top_p!r}.")
 
 
-def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
-    """One token per row, as transformers' sampling step computes it (same ops, same random draws)."""
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None
+) -> torch.Tensor:
+    """One token per row of ``(rows, vocab)`` logits, as transformers' sampling step computes it (same ops,
+    same random draws): temperature, then nucleus (top-p) filtering keeping at least the top token."""
     if temperature != 1.0:
         logits = logits / temperature
     if top_p < 1.0:
@@ -126,7 +134,7 @@ def generate(
         cache = res.cache
         for _ in range(max_new_tokens):
             logits = res.logits[:, -1].float()
-            nxt = _sample(logits, temperature, top_p, gen) if gen is not None else logits.argmax(-1)
+            nxt = sample_next(logits, temperature, top_p, gen) if gen is not None else logits.argmax(-1)
             is_eos = torch.isin(nxt, eos) if stop_at_eos else torch.zeros_like(done)
             rows = zip(nxt.tolist(), is_eos.tolist(), done.tolist(), strict=True)
             for row, (token, stop, finished) in enumerate(rows):

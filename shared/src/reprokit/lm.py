@@ -35,6 +35,7 @@ __all__ = [
     "ModelNotFoundError",
     "UnsafeCheckpointError",
     "check_token_ids",
+    "check_token_range",
     "input_device",
     "load_lm",
     "load_tokenizer",
@@ -138,19 +139,21 @@ def input_device(model: torch.nn.Module) -> torch.device:
         return next(model.parameters()).device
 
 
+def check_token_range(sequences: Sequence[Sequence[int]], size: int, what: str, fix: str) -> None:
+    """A `DataError` naming the first sequence with a token id outside ``0..size-1``, and the fix."""
+    for i, seq in enumerate(sequences):
+        if len(seq) and not (min(seq) >= 0 and max(seq) < size):
+            bad = next(t for t in seq if not 0 <= t < size)
+            raise DataError(f"{what} {i} holds token id {bad}, outside the vocabulary (0..{size - 1}); {fix}")
+
+
 def check_token_ids(model: torch.nn.Module, sequences: Sequence[Sequence[int]], what: str) -> None:
-    """A `DataError` naming the first sequence with an id outside the model's vocabulary (or negative)."""
+    """`check_token_range` against the model's embedding table (nothing to check without one)."""
     try:
         rows = int(model.get_input_embeddings().weight.shape[0])
     except (AttributeError, NotImplementedError):
-        return  # a module without an embedding table: nothing to check against
-    for i, seq in enumerate(sequences):
-        if len(seq) and not (min(seq) >= 0 and max(seq) < rows):
-            bad = next(t for t in seq if not 0 <= t < rows)
-            raise DataError(
-                f"{what} {i} holds token id {bad}, outside the model's vocabulary (0..{rows - 1}); "
-                "pass ids from this model's tokenizer."
-            )
+        return
+    check_token_range(sequences, rows, what, "pass ids from this model's tokenizer.")
 
 
 # ------------------------------------------------------------------------------------------ handle

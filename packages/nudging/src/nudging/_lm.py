@@ -40,12 +40,7 @@ def choose(
     p1, argmax = probs.max(dim=-1)
     if not config.do_sample:
         return int(argmax), float(p1)
-    scaled = torch.softmax(logits / config.temperature, dim=-1)
-    if config.top_p < 1.0:
-        sorted_p, order = torch.sort(scaled, descending=True)
-        keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < config.top_p
-        filtered = torch.zeros_like(scaled)
-        filtered[order[keep]] = sorted_p[keep]
-        scaled = filtered / filtered.sum()
-    token = torch.multinomial(scaled.cpu(), 1, generator=generator)
+    from reprokit.generation import sample_next
+
+    token = sample_next(logits[None].cpu(), config.temperature, config.top_p, generator)
     return int(token), float(p1)

@@ -14,7 +14,6 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from reprokit.cli import error_summary
@@ -267,15 +266,11 @@ def load_paper_task(
         raise ConfigError(f"unknown task {task!r}; pass one of {sorted(PAPER_TASKS)}.")
     spec = PAPER_TASKS[task] if isinstance(task, str) else task
     if data_files is not None:
+        from reprokit.datafiles import load_data_files
+
         files = [str(f) for f in ([data_files] if isinstance(data_files, str) else data_files)]
-        fmt = _check_task_files(files)
         where = f"--data-files {', '.join(files)}"
-        try:
-            ds = load_dataset(fmt, data_files=files, split="train")
-        except Exception as err:  # pyarrow and datasets raise many types for an unreadable file
-            raise DataError(
-                f"{where}: not a readable {fmt} file ({error_summary(err)}); pass .jsonl or .parquet."
-            ) from err
+        ds = load_data_files(files, what="--data-files")
     else:
         where = f"task {spec.key!r} ({spec.dataset})"
         try:
@@ -299,24 +294,6 @@ def load_paper_task(
     if n is not None and n < len(ds):
         idx = sorted(np.random.RandomState(seed).choice(len(ds), n, replace=False).tolist())
     return [row_to_item(spec, ds[i], i) for i in idx]
-
-
-def _check_task_files(files: Sequence[str]) -> str:
-    """Each local task file exists, is not empty and parses; the `datasets` loader name of their format."""
-    from reprokit.datafiles import check_input_file, jsonl_problem
-
-    suffixes = {Path(f).suffix.lower() for f in files}
-    if not suffixes <= {".json", ".jsonl", ".parquet"} or len(suffixes) > 1:
-        raise DataError(
-            f"--data-files {', '.join(files)}: unknown or mixed formats {sorted(suffixes)}; pass .jsonl, "
-            ".json or .parquet files of one format."
-        )
-    for f in files:
-        check_input_file(f, what="--data-files")
-        bad = jsonl_problem(f) if f.lower().endswith(".jsonl") else None
-        if bad is not None:
-            raise DataError(f"--data-files {f} {bad}; write one JSON object per line.")
-    return "parquet" if suffixes == {".parquet"} else "json"
 
 
 # ----------------------------------------------------------------------------------------------- judge

@@ -92,9 +92,9 @@ def _read_texts(path: Path) -> tuple[list[Any], list[Any] | None]:
 
 def _check_vocab(sequences: Sequence[Sequence[int]], vocab: int, what: str, fix: str) -> None:
     """DataError if a token id is outside the tokenizer's vocabulary (ids 0..vocab-1)."""
-    top = max(max(s) for s in sequences)
-    if top >= vocab:
-        raise DataError(f"{what} hold token id {top}, but the tokenizer has {vocab} tokens; {fix}")
+    from reprokit.lm import check_token_range
+
+    check_token_range(sequences, vocab, f"{what}: sequence", fix)
 
 
 def _check_device(device: str) -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reprokit.cli import error_summary
 from reprokit.errors import DataError
 
 if TYPE_CHECKING:
@@ -50,29 +49,12 @@ def _looks_like_file(source: str) -> bool:
 
 def _load_file(path: Path) -> datasets.Dataset:
     """A parquet / jsonl / json file as a dataset, with a one-line error that names the file's problem."""
-    import datasets
-
-    from reprokit.datafiles import check_input_file, jsonl_problem
+    from reprokit.datafiles import load_data_files
 
     suffix = path.suffix.lower()
     if suffix not in _FILE_SUFFIXES:
         raise TranscriptError(f"{path}: unknown transcript format {suffix!r}; use .parquet, .jsonl or .json.")
-    check_input_file(path, what="transcript", error=TranscriptError)
-    if suffix == ".jsonl":
-        bad = jsonl_problem(path)  # checked first: the datasets error does not name the line
-        if bad is not None:
-            raise TranscriptError(f"transcript {path} {bad}; write one JSON object per line.")
-    try:
-        return datasets.load_dataset(
-            "parquet" if suffix == ".parquet" else "json", data_files=str(path), split="train"
-        )
-    except Exception as err:  # pyarrow and datasets raise many types for an unreadable file
-        reason = error_summary(err)
-        bad = jsonl_problem(path) if suffix == ".json" else None
-        raise TranscriptError(
-            f"transcript {path} is not a readable {suffix[1:]} file ({bad or reason}); "
-            "pass a .parquet file or one JSON object per line."
-        ) from err
+    return load_data_files(path, what="transcript", error=TranscriptError)
 
 
 def same_tokenizer(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:
