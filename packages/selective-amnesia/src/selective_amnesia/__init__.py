@@ -1,0 +1,48 @@
+"""Selective amnesia: find where a language model stores facts, and unlearn them there.
+
+Batched ROME-style causal tracing on any decoder-only Hugging Face model (`selective_amnesia.tracing`),
+aggregated by token role into the layers to train (`selective_amnesia.roles`). Reproduces Agrawal and
+Huang, "SHA256 at SemEval-2025 Task 4: Selective Amnesia" (arXiv 2504.12996); unlearning, SemEval-2025
+Task 4 scoring and the reproduction are planned.
+
+The public names below are imported on first use (`reprokit.lazy`), so importing the package is cheap.
+"""
+# ruff: noqa: F401  (the TYPE_CHECKING imports re-export the lazy names for type checkers)
+
+from typing import TYPE_CHECKING
+
+from reprokit.lazy import lazy_exports
+
+__version__ = "0.1.0"
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "selective_amnesia.layout": ("KINDS", "ModelLayout", "find_layout"),
+        "selective_amnesia.roles": ("ROLES", "propose_layers", "role_effects", "token_roles"),
+        "selective_amnesia.tracing": (
+            "Fact",
+            "Skipped",
+            "TraceResult",
+            "TraceRun",
+            "TracingConfig",
+            "subject_embedding_std",
+            "trace_fact",
+            "trace_facts",
+        ),
+    },
+)
+
+if TYPE_CHECKING:
+    from selective_amnesia.layout import KINDS, ModelLayout, find_layout
+    from selective_amnesia.roles import ROLES, propose_layers, role_effects, token_roles
+    from selective_amnesia.tracing import (
+        Fact,
+        Skipped,
+        TraceResult,
+        TraceRun,
+        TracingConfig,
+        subject_embedding_std,
+        trace_fact,
+        trace_facts,
+    )
