@@ -295,3 +295,23 @@ def test_propose_layers_ranks_layers_by_mean_indirect_effect():
         propose_layers(results, "mlp", 4)
     with pytest.raises(DataError, match="no traced facts"):
         propose_layers(results, "attn", 1)
+
+
+# ----------------------------------------------------------------------------------------- figures
+def test_figures_render_a_fact_heatmap_and_the_aggregate_panels(tmp_path):
+    from reprokit.results import save_figure
+    from selective_amnesia import plot_role_effects, plot_trace
+
+    fact = _result(6, (1, 3))
+    heat = plot_trace(fact)
+    assert [t.get_text() for t in heat.axes[0].get_yticklabels()][1:4] == ["x*", "x*", "x"]
+    path = save_figure(heat, tmp_path / "trace.png")
+    tables = {kind: role_effects([_result(6, (1, 3), kind)]) for kind in ("mlp", "attn")}
+    panels = plot_role_effects(tables)
+    assert [a.get_title() for a in panels.axes if a.get_title()] == [
+        "MLP: mean indirect effect",
+        "attention: mean indirect effect",
+    ]
+    assert path.stat().st_size > 1000 and save_figure(panels, tmp_path / "roles.png").stat().st_size > 1000
+    with pytest.raises(DataError, match="no role-effect tables"):
+        plot_role_effects({})

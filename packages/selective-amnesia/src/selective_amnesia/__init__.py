@@ -19,6 +19,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "selective_amnesia.layout": ("KINDS", "ModelLayout", "find_layout"),
+        "selective_amnesia.figures": ("plot_role_effects", "plot_trace"),
         "selective_amnesia.roles": ("ROLES", "propose_layers", "role_effects", "token_roles"),
         "selective_amnesia.tracing": (
             "Fact",
@@ -34,6 +35,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
 )
 
 if TYPE_CHECKING:
+    from selective_amnesia.figures import plot_role_effects, plot_trace
     from selective_amnesia.layout import KINDS, ModelLayout, find_layout
     from selective_amnesia.roles import ROLES, propose_layers, role_effects, token_roles
     from selective_amnesia.tracing import (
