@@ -109,6 +109,7 @@ class TinySetup:
         self.cache_dir = resolve_cache_dir(cache_dir)
         self._models: dict[str, LanguageModel] = {}
         self._retrains: dict[tuple[float, int], tuple[TrainedModel, list[TrainedModel]]] = {}
+        self._losses: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------------------------ data
     @cached_property
@@ -322,18 +323,24 @@ class TinySetup:
         return self._models[model.key]
 
     def losses(self, model: TrainedModel, config: QueryConfig | None = None) -> np.ndarray:
-        """Per-example losses of `model` on Alice's whole transcript (cached on disk)."""
+        """Per-example losses of `model` on Alice's whole transcript (cached on disk, and in memory so the
+        tables that share them read the file once)."""
         config = config or QueryConfig()
         key = hashlib.sha256(
             json.dumps([model.key, self.alice.key, dataclasses.asdict(config)], default=str).encode()
         ).hexdigest()[:20]
+        if key in self._losses:
+            return self._losses[key]
         path = self.cache_dir / "palimpsest" / "losses" / f"{key}.npy"
         if path.exists():
-            return np.load(path, allow_pickle=False)
-        values = example_losses(self.load(model), self.transcript, config)
-        buf = io.BytesIO()
-        np.save(buf, values, allow_pickle=False)
-        atomic_write_bytes(path, buf.getvalue())
+            values = np.load(path, allow_pickle=False)
+        else:
+            values = example_losses(self.load(model), self.transcript, config)
+            buf = io.BytesIO()
+            np.save(buf, values, allow_pickle=False)
+            atomic_write_bytes(path, buf.getvalue())
+        values.setflags(write=False)  # shared by every caller: nobody may change it in place
+        self._losses[key] = values
         return values
 
     def retrain(self, fraction: float, k: int) -> tuple[TrainedModel, list[TrainedModel]]:
