@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nudging.cli import main
-from reprokit.testing import BAD_MODELS, write_bad_models
+from reprokit.testing import BAD_MODELS, check_bad_input, run_main, write_bad_models
 from reprokit.tokenizer import train_tokenizer
 
 CORPUS = [f"Question: what is {i} plus {i % 5}? Answer: {i + i % 5}." for i in range(60)]
@@ -61,10 +61,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exit_:  # argparse's own usage errors
-        return exit_.code if isinstance(exit_.code, int) else 1
+    return run_main(main, argv)
 
 
 GEN = [
@@ -163,22 +160,10 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    before = sorted(p.name for p in data["dir"].iterdir())
     args = [a.format(**{k: str(v) for k, v in data.items()}) for a in argv]
-    if "--out" not in args:
-        args += ["--out", str(workdir / "result.json")]
-    code = _run(args)
-    err = capsys.readouterr().err
-    last = err.strip().splitlines()[-1]
-    assert code == 2, err
-    assert phrase in last, err
-    assert "Traceback" not in err, err
-    # our errors: the last line, once (model-loading progress bars may come before it);
-    # argparse's own usage errors: its usage line, then the error
-    ours = last.startswith("nudging: error:") and err.count("error:") == 1
-    assert ours or (err.startswith("usage:") and ": error: " in last), err
-    assert list(workdir.iterdir()) == [], "a failed run wrote files"
-    assert sorted(p.name for p in data["dir"].iterdir()) == before
+    check_bad_input(
+        main, args, prog="nudging", phrase=phrase, workdir=workdir, inputs=data["dir"], capsys=capsys
+    )
 
 
 def test_there_are_at_least_30_cases() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from palimpsest.cli import main
-from reprokit.testing import BAD_MODELS, write_bad_models
+from reprokit.testing import BAD_MODELS, check_bad_input, run_main, write_bad_models
 from reprokit.tokenizer import train_tokenizer
 
 CORPUS = [f"Item {i} is {c} and weighs {i % 7} kg." for i in range(40) for c in ("red", "blue")]
@@ -101,10 +101,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exit_:  # argparse's own usage errors
-        return exit_.code if isinstance(exit_.code, int) else 1
+    return run_main(main, argv)
 
 
 def _format(argv: str, data: dict[str, Path]) -> list[str]:
@@ -264,22 +261,10 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a machine with a GPU
-    before = sorted(p.name for p in data["dir"].iterdir())
     args = _format(argv, data)
-    if "--out" not in args:
-        args += ["--out", str(workdir / "result.json")]
-    code = _run(args)
-    err = capsys.readouterr().err
-    last = err.strip().splitlines()[-1]
-    assert code == 2, err
-    assert phrase in last, err
-    assert "Traceback" not in err, err
-    # our errors: the last line, once (progress bars of datasets/transformers may come before it);
-    # argparse's own usage errors: its usage line, then the error
-    ours = last.startswith("palimpsest: error:") and err.count("error:") == 1
-    assert ours or (err.startswith("usage:") and ": error: " in last), err
-    assert list(workdir.iterdir()) == [], "a failed run wrote files"
-    assert sorted(p.name for p in data["dir"].iterdir()) == before
+    check_bad_input(
+        main, args, prog="palimpsest", phrase=phrase, workdir=workdir, inputs=data["dir"], capsys=capsys
+    )
 
 
 def test_there_are_at_least_30_cases() -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-__all__ = ["BAD_MODELS", "write_bad_models"]
+__all__ = ["BAD_MODELS", "check_bad_input", "run_main", "write_bad_models"]
 
 #: kind of bad model folder -> a fragment of the one-line message that refuses it
 BAD_MODELS: dict[str, str] = {
@@ -74,3 +75,33 @@ def write_bad_models(root: str | Path, tokenizer: PreTrainedTokenizerBase) -> di
         shutil.copy(good / name, folder / name)
     out["no-tokenizer"] = folder
     return out
+
+
+def run_main(main: Callable[[list[str]], int], argv: list[str]) -> int:
+    """A command line's exit status, argparse's own usage exits (``SystemExit``) included."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+
+
+def check_bad_input(
+    main: Callable[[list[str]], int], argv: list[str], *, prog: str, phrase: str, workdir: Path, inputs: Path,
+    capsys: object,
+) -> None:  # fmt: skip
+    """Assert that `argv` is refused as a user error: exit 2, `phrase` in one last line, no traceback, and
+    nothing written to `workdir` or `inputs` (a pytest ``capsys`` reads stderr)."""
+    before = sorted(p.name for p in inputs.iterdir())
+    args = [*argv] if "--out" in argv else [*argv, "--out", str(workdir / "result.json")]
+    code = run_main(main, args)
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    last = err.strip().splitlines()[-1]
+    assert code == 2, err
+    assert phrase in last, err
+    assert "Traceback" not in err, err
+    # our errors: the last line, once (progress bars of datasets/transformers may come before it);
+    # argparse's own usage errors: its usage line, then the error
+    ours = last.startswith(f"{prog}: error:") and err.count("error:") == 1
+    assert ours or (err.startswith("usage:") and ": error: " in last), err
+    assert list(workdir.iterdir()) == [], "a failed run wrote files"
+    assert sorted(p.name for p in inputs.iterdir()) == before
