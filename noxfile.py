@@ -46,7 +46,16 @@ def _discover() -> dict[str, Path]:
 
 
 PACKAGES = _discover()
-PAPERS = [name for name in PACKAGES if name != "reprokit" and (ROOT / "reproduce" / f"{name}.py").exists()]
+PAPERS = [
+    name
+    for name in PACKAGES
+    if name != "reprokit" and (ROOT / "reproduce" / f"{name.replace('-', '_')}.py").exists()
+]
+
+
+def _script(paper: str) -> str:
+    """``reproduce/<paper>.py`` with the distribution name's dashes as underscores (a module name)."""
+    return f"reproduce/{paper.replace('-', '_')}.py"
 
 
 def _install(session: nox.Session, names: list[str], *, editable: bool, extra: str = "test") -> None:
@@ -108,13 +117,13 @@ def reproduce_all(session: nox.Session) -> None:
     if not PAPERS:
         session.log("no paper packages with a reproduce/ script yet; nothing to reproduce")
     for paper in PAPERS:
-        session.run("python", f"reproduce/{paper}.py", *session.posargs, env=ENV)
+        session.run("python", _script(paper), *session.posargs, env=ENV)
 
 
 def _reproduce_one(paper: str):
     def run(session: nox.Session) -> None:
         _install(session, ["reprokit", paper], editable=True, extra="")
-        session.run("python", f"reproduce/{paper}.py", *session.posargs, env=ENV)
+        session.run("python", _script(paper), *session.posargs, env=ENV)
 
     run.__doc__ = f"Reproduce {paper} (tiny scale by default; pass -- --scale paper for the paper's setup)."
     return run

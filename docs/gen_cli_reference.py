@@ -21,6 +21,10 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("nudging", ["-m", "nudging", "--help"]),
     ("nudging generate", ["-m", "nudging", "generate", "--help"]),
     ("nudging eval", ["-m", "nudging", "eval", "--help"]),
+    ("selective-amnesia", ["-m", "selective_amnesia", "--help"]),
+    ("selective-amnesia trace", ["-m", "selective_amnesia", "trace", "--help"]),
+    ("selective-amnesia unlearn", ["-m", "selective_amnesia", "unlearn", "--help"]),
+    ("selective-amnesia score", ["-m", "selective_amnesia", "score", "--help"]),
     ("reproduce/<paper>.py", ["-m", "reprokit.reproduce", "palimpsest", "--help"]),
 ]
 HEADER = """# Command-line reference

@@ -34,6 +34,10 @@ print(json.dumps({{"code": code, "heavy": sorted(m for m in {heavy!r} if m in sy
         ("nudging", ["--help"]),
         ("nudging", ["generate", "--help"]),
         ("nudging", ["eval", "--help"]),
+        ("selective_amnesia", ["--help"]),
+        ("selective_amnesia", ["trace", "--help"]),
+        ("selective_amnesia", ["unlearn", "--help"]),
+        ("selective_amnesia", ["score", "--help"]),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )
@@ -47,7 +51,17 @@ def test_help_imports_no_heavy_library(module: str, args: list[str]) -> None:
     assert "usage:" in proc.stdout
 
 
-@pytest.mark.parametrize("module", ["reprokit.cli", "reprokit.errors", "palimpsest", "nudging"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "reprokit.cli",
+        "reprokit.errors",
+        "palimpsest",
+        "nudging",
+        "selective_amnesia",
+        "selective_amnesia.cli",
+    ],
+)
 def test_importing_the_package_or_cli_helpers_imports_no_heavy_library(module: str) -> None:
     probe = f"import sys, {module}; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     proc = subprocess.run(

@@ -20,6 +20,7 @@ from selective_amnesia.tracing import (
     trace_fact,
     trace_facts,
 )
+from selective_amnesia.tracing_loop import trace_fact_loop
 
 from .conftest import ALL
 
@@ -81,73 +82,6 @@ def test_an_unsupported_layout_names_what_is_missing():
         find_layout(_Odd(blocks=False))
 
 
-# ------------------------------------------------------------------------------- reference tracing
-def _loop_grid(lm: LanguageModel, fact: Fact, kind: str, config: TracingConfig, noise_std: float):
-    """ROME's tracing written plainly: one restoration per forward pass, plain hooks, every token."""
-    model, layout = lm.model, find_layout(lm.model)
-    modules = dict(model.named_modules())
-    ids = torch.tensor([lm.encode(fact.prompt)])
-    start, end = subject_token_range(lm, fact.prompt, fact.subject)
-    answer = answer_token_id(lm, fact.prompt, fact.answer)
-    n_tokens, n_layers = ids.shape[1], layout.num_layers
-    clean: dict[int, torch.Tensor] = {}
-
-    def main(output):
-        return output[0] if isinstance(output, tuple) else output
-
-    handles = [
-        modules[layout.module(kind, layer)].register_forward_hook(
-            lambda m, a, o, layer=layer: clean.__setitem__(layer, main(o).detach().clone())
-        )
-        for layer in range(n_layers)
-    ]
-    try:
-        with torch.no_grad():
-            model(input_ids=ids)
-    finally:
-        for h in handles:
-            h.remove()
-    width = model.get_input_embeddings().weight.shape[1]
-    noise = torch.randn(
-        config.samples, end - start, width, generator=torch.Generator().manual_seed(config.seed)
-    )
-    noise = noise * config.noise_scale * noise_std
-
-    def run(restore: list[tuple[int, int]]) -> float:
-        def add_noise(m, a, o):
-            o = o.clone()
-            o[:, start:end] += noise
-            return o
-
-        def patch(layer):
-            def hook(m, a, o):
-                h = main(o).clone()
-                for t, at in restore:
-                    if at == layer:
-                        h[:, t] = clean[layer][0, t]
-                return (h, *o[1:]) if isinstance(o, tuple) else h
-
-            return hook
-
-        hs = [modules[layout.embedding].register_forward_hook(add_noise)]
-        hs += [modules[layout.module(kind, i)].register_forward_hook(patch(i)) for i in range(n_layers)]
-        try:
-            with torch.no_grad():
-                logits = model(input_ids=ids.expand(config.samples, -1)).logits[:, -1]
-        finally:
-            for h in hs:
-                h.remove()
-        return float(torch.softmax(logits.float(), -1)[:, answer].mean())
-
-    grid = np.zeros((n_tokens, n_layers))
-    w = 1 if kind == "hidden" else config.window
-    for t in range(n_tokens):
-        for layer in range(n_layers):
-            window = range(max(0, layer - w // 2), min(n_layers, layer - (-w // 2)))
-            grid[t, layer] = run([(t, at) for at in window])
-    return run([]), grid
-
-
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_batched_tracing_equals_one_restoration_per_pass(lms, arch):
     lm = lms[arch]
@@ -155,7 +89,7 @@ def test_batched_tracing_equals_one_restoration_per_pass(lms, arch):
     assert set(result) == {"hidden", "mlp", "attn"}
     assert result["mlp"].subject_range[0] > 0, "a token before the subject must be compared too"
     for kind, traced in result.items():
-        low, grid = _loop_grid(lm, FACT, kind, ANY, 0.5)
+        low, grid = trace_fact_loop(lm, FACT, kind, ANY, 0.5)
         assert traced.low_score == pytest.approx(low, abs=1e-6)
         np.testing.assert_allclose(traced.scores, grid, atol=1e-5, rtol=0)
         assert np.ptp(grid) > 1e-4, "restorations must change something, or the comparison is empty"
