@@ -4,22 +4,20 @@ a bad --out (exit 2, one line, nothing written)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from reprokit.testing import run_reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("table_knowledge", "table1", "table1_ci", "table_cross_family", "table_uncertainty")
 
 
 def _run(*args: str, cache: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "REPROKIT_QUIET": "1", **env_vars}
-    argv = [sys.executable, str(ROOT / "reproduce" / "nudging.py"), *args, "--cache-dir", str(cache)]
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return run_reproduce(ROOT, "nudging", *args, cache=cache, **env_vars)
 
 
 def _pieces_by_seed(cache: Path) -> dict[int, int]:

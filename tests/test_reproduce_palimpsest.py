@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from reprokit.testing import run_reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = [
@@ -37,17 +37,7 @@ CLAIMS = [
 
 
 def _script(*args: str | Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "REPROKIT_QUIET": "1"}
-    argv = [sys.executable, str(ROOT / "reproduce" / "palimpsest.py"), *map(str, args)]
-    return subprocess.run(
-        [*argv, "--cache-dir", str(cache)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_reproduce(ROOT, "palimpsest", *args, cache=cache)
 
 
 @pytest.mark.slow

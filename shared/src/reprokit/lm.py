@@ -391,16 +391,20 @@ def _not_found(name: str, err: Exception) -> ModelNotFoundError:
 def _check_servable(name: str, config: dict[str, Any]) -> None:
     """Refuse, before any weight is read, what is not a decoder-only causal LM or needs custom code."""
     import transformers
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
     from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING,
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
     model_type = config.get("model_type")
+    # CONFIG_MAPPING also holds the types a package registers at run time (AutoConfig.register, e.g. on
+    # `import efficientllm`): their code is an installed package's, never the model repository's.
+    known = bool(model_type) and model_type in CONFIG_MAPPING
     archs = [str(a) for a in config.get("architectures") or []]
     what = f"{name} (model type {model_type!r}" + (f", saved as {', '.join(archs)})" if archs else ")")
-    if model_type not in CONFIG_MAPPING_NAMES and config.get("auto_map"):
+    if not known and config.get("auto_map"):
         classes = ", ".join(f"{k} -> {v}" for k, v in dict(config["auto_map"]).items())
         raise ModelLoadError(
             f"{what} needs code shipped with the model (config.json auto_map: {classes}); transformers "
@@ -411,10 +415,11 @@ def _check_servable(name: str, config: dict[str, Any]) -> None:
         raise ModelLoadError(
             f"{name}: config.json has no model_type; pass a folder written by save_pretrained."
         )
-    if model_type not in CONFIG_MAPPING_NAMES:
+    if not known:
         raise ModelLoadError(
             f"{what}: transformers {transformers.__version__} does not know this model type; upgrade "
-            "transformers or use a supported architecture."
+            "transformers or use a supported architecture (a type that a package registers, such as "
+            "'efficientllm', needs that package imported first)."
         )
     if config.get("is_encoder_decoder"):
         raise ModelLoadError(
@@ -425,7 +430,10 @@ def _check_servable(name: str, config: dict[str, Any]) -> None:
             f"{what} is an encoder-only (masked language) model: it cannot generate text or score it left "
             f"to right; {_DECODER_ONLY}. Pass a decoder-only causal LM."
         )
-    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+    causal = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (
+        CONFIG_MAPPING[model_type] in MODEL_FOR_CAUSAL_LM_MAPPING  # also the models registered at run time
+    )
+    if not causal:
         raise ModelLoadError(
             f"{what} has no causal language-model class in transformers; {_DECODER_ONLY}. Pass a "
             "decoder-only causal LM."

@@ -8,13 +8,16 @@ and what the user is told.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-__all__ = ["BAD_MODELS", "check_bad_input", "run_main", "write_bad_models"]
+__all__ = ["BAD_MODELS", "check_bad_input", "run_main", "run_reproduce", "write_bad_models"]
 
 #: kind of bad model folder -> a fragment of the one-line message that refuses it
 BAD_MODELS: dict[str, str] = {
@@ -105,3 +108,16 @@ def check_bad_input(
     assert ours or (err.startswith("usage:") and ": error: " in last), err
     assert list(workdir.iterdir()) == [], "a failed run wrote files"
     assert sorted(p.name for p in inputs.iterdir()) == before
+
+
+def run_reproduce(
+    root: Path, paper: str, *args: str | Path, cache: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``<root>/reproduce/<paper>.py`` (dashes as underscores) offline and quiet from `root`, with its
+    own `cache` and extra environment variables `env`; output captured, exit status not checked."""
+    script = Path(root) / "reproduce" / f"{paper.replace('-', '_')}.py"
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "REPROKIT_QUIET": "1", **env}
+    argv = [sys.executable, str(script), *map(str, args), "--cache-dir", str(cache)]
+    return subprocess.run(
+        argv, cwd=root, env=full_env, capture_output=True, text=True, timeout=600, check=False
+    )

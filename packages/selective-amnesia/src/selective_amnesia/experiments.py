@@ -144,8 +144,9 @@ class AmnesiaRun:
         return self.source.target_lm()
 
     def _trace(self, lm: LanguageModel, label: str) -> TraceRun:
-        self.ctx.log("tracing %d facts on the %s model", len(self.source.trace_facts), label)
-        run = trace_facts(lm, self.source.trace_facts, self.section.tracing, kinds=self.section.trace_kinds)
+        facts = list(self.source.trace_facts)[: self.section.max_facts]
+        self.ctx.log("tracing %d facts on the %s model", len(facts), label)
+        run = trace_facts(lm, facts, self.section.tracing, kinds=self.section.trace_kinds)
         self.ctx.log(
             "traced %d facts (%d skipped as not known)",
             len({id(r.fact) for r in run.results}),
@@ -450,9 +451,8 @@ def _aggregate(trace: TraceRun, title: str) -> Figure:
 
 def figure_trace_aggregate(run: AmnesiaRun, section: Any) -> Figure:
     """The paper's aggregate figure: indirect effect by token role and centre layer, MLP and attention."""
-    return _aggregate(
-        run.trace, f"Target model: mean indirect effect over {len(run.trace.results) // 3 or 1} facts"
-    )
+    n_facts = len({id(r.fact) for r in run.trace.results})
+    return _aggregate(run.trace, f"Target model: mean indirect effect over {n_facts} facts")
 
 
 def figure_trace_second(run: AmnesiaRun, section: Any) -> Figure:

@@ -127,11 +127,11 @@ class PaperSource:
 
     @cached_property
     def trace_facts(self) -> list[Fact]:
-        """The subtask-2 PII questions, subject first (at most ``max_facts``)."""
+        """The subtask-2 PII questions, subject first (the run traces the first ``max_facts``)."""
         facts = subject_first_facts(self.data.rows)
         if not facts:
             raise DataError(f"{self.section.dataset}: no Task2 QA rows of the form 'What is the X of NAME?'")
-        return facts[: self.section.max_facts]
+        return facts
 
     def _load(self, name: str) -> LanguageModel:
         from reprokit.lm import load_lm

@@ -103,6 +103,17 @@ def notes(results: SeedResults, section: Any) -> str:
         f"{_cell(main, 'method', 'original', 'retain_mean')} (the organizers' target models had memorised "
         "both sets; these must be high for the unlearning numbers to mean anything)."
     )
+    auc = main.set_index("method")["mia_auc"]
+    lines.append(
+        f"- MIA: the member/non-member AUC is {auc.min():.2f} to {auc.max():.2f} across methods (1 means "
+        "the forget documents are always less surprising than documents never trained on). "
+        + (
+            "Unlearning here never brings the forget documents' likelihood down to that of unseen "
+            "documents, so the MIA score stays near 0 for every method."
+            if auc.min() > 0.9
+            else ""
+        )
+    )
     if getattr(section, "SCALE", "tiny") == "tiny":
         scoring = section.scoring
         lines += [

@@ -32,6 +32,8 @@ __all__ = ["SPEC", "PaperSection", "ReproduceConfig", "TinySection", "setup"]
 def _check_common(section: TinySection | PaperSection) -> None:
     if section.n_seeds < 1:
         raise ConfigError(f"n_seeds must be >= 1, got {section.n_seeds}")
+    if section.max_facts < 1:
+        raise ConfigError(f"max_facts must be >= 1, got {section.max_facts}")
     if section.top_k < 1:
         raise ConfigError(f"top_k must be >= 1, got {section.top_k}")
     if section.unlearn.method != "constrained":
@@ -53,6 +55,7 @@ class TinySection:
     n_seeds: int = 3
     setup: TinyConfig = field(default_factory=TinyConfig)
     tracing: TracingConfig = field(default_factory=lambda: TracingConfig(window=1))
+    max_facts: int = 60
     trace_kinds: tuple[str, ...] = ("mlp", "attn")
     trace_role: str = "subject_last"
     top_k: int = 2

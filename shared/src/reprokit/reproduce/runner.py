@@ -41,6 +41,11 @@ logger = logging.getLogger("reprokit.reproduce")
 ENTRY_POINT_GROUP = "reprokit.papers"
 
 
+def script_name(paper: str) -> str:
+    """``reproduce/<paper>.py`` with the paper's dashes as underscores (a script is named like a module)."""
+    return f"reproduce/{paper.replace('-', '_')}.py"
+
+
 def available_papers() -> dict[str, importlib.metadata.EntryPoint]:
     """Installed paper packages that registered a spec under the ``reprokit.papers`` entry points."""
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
@@ -289,7 +294,7 @@ def _run_seeds(
 
 def _parse(paper: str, argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog=f"reproduce/{paper}.py",
+        prog=script_name(paper),
         description=f"Reproduce the {paper} paper's tables, figures and claims (tiny scale by default).",
     )
     add_common_args(parser, paper=paper, resumable=True)
@@ -314,7 +319,7 @@ def main(paper: str, argv: list[str] | None = None) -> int:
     """Command line of ``reproduce/<paper>.py`` and ``python -m reprokit.reproduce <paper>``."""
     from reprokit.cli import run_cli
 
-    return run_cli(lambda args: _main(paper, args), argv, prog=f"reproduce/{paper}.py")
+    return run_cli(lambda args: _main(paper, args), argv, prog=script_name(paper))
 
 
 def _main(paper: str, argv: list[str] | None) -> int:
