@@ -1,0 +1,69 @@
+"""EfficientLLM: pruning-aware pretraining of llama-family models.
+
+Minimal parameter groups (attention heads with GQA, FFN channels, hidden channels) found from the model
+(`efficientllm.groups`); saliency from the training step's own gradients, ranked globally across the three
+types (`efficientllm.saliency`); a continuous pruning schedule that plugs into any training loop, with
+optional local second-order (OBS) compensation (`efficientllm.schedule`, `efficientllm.obs`); masks between
+events and physical compaction of modules and optimizer moments (`efficientllm.masks`,
+`efficientllm.compaction`); export as a stock Hugging Face checkpoint, or with per-layer widths as the
+`efficientllm` model type that importing this package registers with the transformers Auto classes
+(`efficientllm.export`, `efficientllm.modeling`); perplexity and zero-shot multiple choice as
+lm-evaluation-harness scores it (`efficientllm.evaluation`).
+Reimplements Xing et al., "EfficientLLM: Scalable Pruning-Aware Pretraining
+for Architecture-Agnostic Edge Language Models" (arXiv 2502.06663).
+
+The public names below are imported on first use (`reprokit.lazy`); `efficientllm.modeling` is imported
+at once, because transformers needs its classes registered before a per-layer checkpoint is loaded.
+"""
+# ruff: noqa: F401  (the TYPE_CHECKING imports re-export the lazy names for type checkers)
+
+from typing import TYPE_CHECKING
+
+import efficientllm.modeling  # registers the "efficientllm" model type with the Auto classes
+from reprokit.lazy import lazy_exports
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "efficientllm.groups": ("KINDS", "Group", "PruningSpace", "find_groups"),
+    "efficientllm.state": ("PruningState", "Units"),
+    "efficientllm.masks": ("MaskPlan", "apply_masks", "mask_plan"),
+    "efficientllm.saliency": (
+        "Candidate",
+        "GroupScores",
+        "SaliencyAccumulator",
+        "element_saliency",
+        "group_saliency",
+        "iter_ranked",
+        "rank_groups",
+        "unit_score_stats",
+    ),
+    "efficientllm.obs": ("compensate", "layer_hessian", "obs_remove_columns_"),
+    "efficientllm.schedule": ("PruneConfig", "PruneEvent", "Pruner", "select_groups"),
+    "efficientllm.compaction": ("compact",),
+    "efficientllm.modeling": ("EfficientLlamaConfig", "EfficientLlamaForCausalLM"),
+    "efficientllm.export": ("ExportError", "ExportReport", "export_model", "load_exported"),
+    "efficientllm.evaluation": ("MCItem", "MCResult", "lm_eval_tasks", "multiple_choice", "perplexity"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from efficientllm.compaction import compact
+    from efficientllm.evaluation import MCItem, MCResult, lm_eval_tasks, multiple_choice, perplexity
+    from efficientllm.export import ExportError, ExportReport, export_model, load_exported
+    from efficientllm.groups import KINDS, Group, PruningSpace, find_groups
+    from efficientllm.masks import MaskPlan, apply_masks, mask_plan
+    from efficientllm.modeling import EfficientLlamaConfig, EfficientLlamaForCausalLM
+    from efficientllm.obs import compensate, layer_hessian, obs_remove_columns_
+    from efficientllm.saliency import (
+        Candidate,
+        GroupScores,
+        SaliencyAccumulator,
+        element_saliency,
+        group_saliency,
+        iter_ranked,
+        rank_groups,
+        unit_score_stats,
+    )
+    from efficientllm.schedule import PruneConfig, PruneEvent, Pruner, select_groups
+    from efficientllm.state import PruningState, Units
