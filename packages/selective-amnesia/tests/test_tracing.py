@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -82,10 +84,11 @@ def test_an_unsupported_layout_names_what_is_missing():
         find_layout(_Odd(blocks=False))
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_batched_tracing_equals_one_restoration_per_pass(lms, arch):
+@pytest.mark.parametrize("reuse_prefix", [True, False])
+@pytest.mark.parametrize("arch", ALL)
+def test_batched_tracing_equals_one_restoration_per_pass(lms, arch, reuse_prefix):
     lm = lms[arch]
-    result = trace_fact(lm, FACT, ANY, noise_std=0.5)
+    result = trace_fact(lm, FACT, replace(ANY, reuse_prefix=reuse_prefix), noise_std=0.5)
     assert set(result) == {"hidden", "mlp", "attn"}
     assert result["mlp"].subject_range[0] > 0, "a token before the subject must be compared too"
     for kind, traced in result.items():

@@ -15,12 +15,15 @@ The noise is drawn once per fact from `seed` and shared by every restoration and
 Batching: every restoration setting (kind, token, layer window) of a fact becomes `samples` rows of one
 batch, up to `batch_size` rows per forward pass; one forward hook per module copies the clean states in
 where a row's mask says so. The clean run is computed once per fact. Tokens before the subject are never
-corrupted, so restoring them changes nothing: their scores are the corrupted score, not recomputed.
+corrupted, so restoring them changes nothing: their scores are the corrupted score, not recomputed. A
+restoration at token t cannot change positions before t: with `reuse_prefix` the corrupted run over them
+is computed once per t and its key/value cache tiled over the rows, so each pass runs positions t.. only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -81,6 +84,9 @@ class TracingConfig:
     min_clean_prob: float = 0.0
     #: Skip facts whose answer token is not the model's arg-max next token (ROME's "known" test).
     require_argmax: bool = True
+    #: Restorations at token t leave positions before t unchanged: compute that corrupted prefix once
+    #: (its key/value cache, tiled over the rows) and run only positions t.. per restoration.
+    reuse_prefix: bool = True
 
     def __post_init__(self) -> None:
         for name in ("samples", "window", "batch_size"):
@@ -290,12 +296,22 @@ def trace_fact(
         noise = torch.randn(config.samples, end - start, width, generator=generator)
         noise = (noise * config.noise_scale * noise_std).to(lm.device)
         per_pass = max(1, config.batch_size // config.samples)
-        scores: list[float] = []
-        for first in range(0, len(settings), per_pass):
-            chunk = settings[first : first + per_pass]
-            scores += _restored_scores(
-                model, layout, input_ids, chunk, clean_states, noise, (start, end), answer, config
+        by_token: dict[int, list[int]] = {}  # the settings' indices, grouped by the restored token
+        for i, setting in enumerate(settings):
+            by_token.setdefault(start if setting is None else setting[1], []).append(i)
+        found: dict[int, float] = {}
+        for t, indices in by_token.items():
+            prefix = (
+                _corrupted_prefix(model, layout, input_ids, t, noise, start) if config.reuse_prefix else None
             )
+            for first in range(0, len(indices), per_pass):
+                part = indices[first : first + per_pass]
+                chunk = [settings[i] for i in part]
+                values = _restored_scores(
+                    model, layout, input_ids, chunk, clean_states, noise, (start, end), answer, config, prefix
+                )
+                found.update(zip(part, values, strict=True))
+        scores = [found[i] for i in range(len(settings))]
 
     low = scores[0]
     grids = {k: np.full((n_tokens, n_layers), low, dtype=np.float64) for k in kinds}
@@ -337,6 +353,31 @@ def _not_known(
     return None if reason is None else Skipped(fact, reason, high, shown)
 
 
+def _corrupted_prefix(
+    model: torch.nn.Module,
+    layout: ModelLayout,
+    input_ids: torch.Tensor,
+    t: int,
+    noise: torch.Tensor,
+    subject_start: int,
+) -> Any | None:
+    """The key/value cache of the corrupted run over positions ``[0, t)`` (one row per noise sample), or
+    None when there is no prefix to reuse (t = 0). Restorations at t cannot change these positions."""
+    if t == 0:
+        return None
+    samples = noise.shape[0]
+    part = max(0, min(t, subject_start + noise.shape[1]) - subject_start)
+
+    def edit(name: str, output: torch.Tensor) -> torch.Tensor | None:
+        output = output.clone()
+        output[:, subject_start : subject_start + part] += noise[:, :part].to(output.dtype)
+        return output
+
+    with trace(model, [layout.embedding], edit=edit, retain_output=False):
+        out = model(input_ids=input_ids[:, :t].expand(samples, -1), use_cache=True)
+    return out.cache
+
+
 def _restored_scores(
     model: torch.nn.Module,
     layout: ModelLayout,
@@ -347,10 +388,21 @@ def _restored_scores(
     subject: tuple[int, int],
     answer: int,
     config: TracingConfig,
+    prefix: Any | None = None,
 ) -> list[float]:
-    """Mean p(answer) over the noise samples for each restoration setting of `chunk`, in one pass."""
-    samples, n_tokens = config.samples, input_ids.shape[1]
-    rows = len(chunk) * samples
+    """Mean p(answer) over the noise samples for each restoration setting of `chunk`, in one pass.
+
+    With a `prefix` cache (the corrupted run up to the chunk's token t, every setting restoring at t),
+    only positions t.. are run. Rows are sample-major (row = sample x settings + setting), the order in
+    which the cache's rows are repeated.
+    """
+    samples, n_tokens, k = config.samples, input_ids.shape[1], len(chunk)
+    offset = 0
+    if prefix is not None:
+        offset = prefix.get_seq_length()
+        prefix = copy.deepcopy(prefix)
+        prefix.batch_repeat_interleave(k)
+    width, rows = n_tokens - offset, k * samples
     masks: dict[str, torch.Tensor] = {}
     for i, setting in enumerate(chunk):
         if setting is None:
@@ -360,22 +412,37 @@ def _restored_scores(
         for layer in layers:
             name = layout.module(kind, layer)
             if name not in masks:
-                masks[name] = torch.zeros(rows, n_tokens, dtype=torch.bool)
-            masks[name][i * samples : (i + 1) * samples, t] = True
-    masks = {name: mask.to(input_ids.device)[..., None] for name, mask in masks.items()}
+                masks[name] = torch.zeros(samples, k, width, dtype=torch.bool)
+            masks[name][:, i, t - offset] = True
+    masks = {name: mask.view(rows, width).to(input_ids.device)[..., None] for name, mask in masks.items()}
+    clean = {name: clean_states[name][:, offset:] for name in masks}
     start, end = subject
-    tiled = noise.repeat(len(chunk), 1, 1)
+    lo, hi = max(start, offset), end  # the noisy positions that this pass runs
+    tiled = noise[:, lo - start : hi - start].repeat_interleave(k, dim=0)
 
     def edit(name: str, output: torch.Tensor) -> torch.Tensor | None:
         if name == layout.embedding:
+            if hi <= lo:
+                return None
             output = output.clone()
-            output[:, start:end] += tiled.to(output.dtype)
+            output[:, lo - offset : hi - offset] += tiled.to(output.dtype)
             return output
-        return torch.where(masks[name], clean_states[name].to(output.dtype), output)
+        return torch.where(masks[name], clean[name].to(output.dtype), output)
 
+    ids = input_ids[:, offset:].expand(rows, -1)
+    kwargs: dict[str, Any] = {"use_cache": False}
+    if prefix is not None:
+        positions = torch.arange(offset, n_tokens, device=input_ids.device).expand(rows, -1)
+        mask = torch.ones(rows, n_tokens, dtype=torch.long, device=input_ids.device)
+        kwargs = {
+            "cache": prefix,
+            "position_ids": positions,
+            "attention_mask": mask,
+            "use_cache": True,
+        }
     with trace(model, [layout.embedding, *masks], edit=edit, retain_output=False):
-        logits = model(input_ids=input_ids.expand(rows, -1), use_cache=False).logits[:, -1].float()
-    probs = torch.softmax(logits, dim=-1)[:, answer].view(len(chunk), samples).mean(dim=1)
+        logits = model(input_ids=ids, **kwargs).logits[:, -1].float()
+    probs = torch.softmax(logits, dim=-1)[:, answer].view(samples, k).mean(dim=0)
     return [float(p) for p in probs.cpu()]
 
 
