@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reprokit.testing import run_reproduce
+from reprokit.testing import check_bad_reproduce_config, run_reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("table_knowledge", "table1", "table1_ci", "table_cross_family", "table_uncertainty")
@@ -102,15 +102,7 @@ def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
     ],
 )
 def test_bad_config_exits_2_with_one_line(tmp_path: Path, toml: str, message: str) -> None:
-    config = tmp_path / "bad.toml"
-    config.write_text(toml)
-    out = tmp_path / "out"
-    proc = _run("--config", str(config), "--out", str(out), cache=tmp_path / "cache")
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reproduce/nudging.py: error:"), proc.stderr
-    assert message in lines[0]
-    assert not out.exists() and not (tmp_path / "cache").exists()
+    check_bad_reproduce_config(ROOT, "nudging", tmp_path, toml, message)
 
 
 def test_out_under_a_file_fails_before_any_work(tmp_path: Path) -> None:

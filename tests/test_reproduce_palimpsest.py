@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reprokit.testing import run_reproduce
+from reprokit.testing import check_bad_reproduce_config, run_reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = [
@@ -104,13 +104,7 @@ def _bad_config(tmp_path: Path, text: str) -> Path:
     ],
 )
 def test_config_errors_exit_2_with_one_line(tmp_path: Path, toml: str, phrase: str) -> None:
-    out = tmp_path / "out"
-    proc = _script("--config", _bad_config(tmp_path, toml), "--out", out, cache=tmp_path / "cache")
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and phrase in lines[0], proc.stderr
-    assert lines[0].startswith("reproduce/palimpsest.py: error:")
-    assert not out.exists() and not (tmp_path / "cache").exists()
+    check_bad_reproduce_config(ROOT, "palimpsest", tmp_path, toml, phrase)
 
 
 def test_out_under_a_file_fails_before_any_work(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reprokit.testing import run_reproduce
+from reprokit.testing import check_bad_reproduce_config, run_reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = [
@@ -101,12 +101,6 @@ def test_reproduce_selective_amnesia_smoke(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(first, second)
 
 
-def _bad_config(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    return path
-
-
 @pytest.mark.parametrize(
     ("toml", "phrase"),
     [
@@ -119,13 +113,7 @@ def _bad_config(tmp_path: Path, text: str) -> Path:
     ],
 )
 def test_config_errors_exit_2_with_one_line(tmp_path: Path, toml: str, phrase: str) -> None:
-    out = tmp_path / "out"
-    proc = _script("--config", _bad_config(tmp_path, toml), "--out", out, cache=tmp_path / "cache")
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and phrase in lines[0], proc.stderr
-    assert lines[0].startswith("reproduce/selective_amnesia.py: error:")
-    assert not out.exists() and not (tmp_path / "cache").exists()
+    check_bad_reproduce_config(ROOT, "selective-amnesia", tmp_path, toml, phrase)
 
 
 def test_paper_scale_preflight_names_the_gated_model_and_data(tmp_path: Path) -> None:

@@ -17,7 +17,14 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-__all__ = ["BAD_MODELS", "check_bad_input", "run_main", "run_reproduce", "write_bad_models"]
+__all__ = [
+    "BAD_MODELS",
+    "check_bad_input",
+    "check_bad_reproduce_config",
+    "run_main",
+    "run_reproduce",
+    "write_bad_models",
+]
 
 #: kind of bad model folder -> a fragment of the one-line message that refuses it
 BAD_MODELS: dict[str, str] = {
@@ -121,3 +128,17 @@ def run_reproduce(
     return subprocess.run(
         argv, cwd=root, env=full_env, capture_output=True, text=True, timeout=600, check=False
     )
+
+
+def check_bad_reproduce_config(root: Path, paper: str, tmp_path: Path, toml: str, phrase: str) -> None:
+    """A reproduce script given the config `toml` exits 2 with one line that names the script and holds
+    `phrase`, before any work: no output folder and no cache are created."""
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    proc = run_reproduce(root, paper, "--config", config, "--out", out, cache=cache)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and phrase in lines[0], proc.stderr
+    assert lines[0].startswith(f"reproduce/{paper.replace('-', '_')}.py: error:"), lines[0]
+    assert not out.exists() and not cache.exists()

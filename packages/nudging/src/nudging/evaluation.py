@@ -108,24 +108,12 @@ class NudgingSetup:
 
     @functools.cached_property
     def run_id(self) -> dict[str, Any]:
-        """Everything a saved run depends on besides the piece itself: config, scale, seed, device,
-        dtype, the code (a hash of the nudging and reprokit sources) and the library versions."""
-        import transformers
-
+        """Everything a saved run depends on besides the piece itself (`RunContext.run_id`): config,
+        scale, seed, device, dtype, a hash of the nudging and reprokit sources, library versions."""
         import nudging
         import reprokit
-        from reprokit.results import code_fingerprint
 
-        return {
-            "config": dataclasses.asdict(self.section),
-            "scale": self.ctx.scale,
-            "seed": self.ctx.seed,
-            "device": self.ctx.device,
-            "dtype": self.ctx.dtype,
-            "code": code_fingerprint(nudging, reprokit),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        }
+        return self.ctx.run_id(self.section, nudging, reprokit)
 
     def stored(self, piece: Mapping[str, Any], compute: Callable[[], SystemRun]) -> SystemRun:
         """One system on one task, loaded if an earlier run with the same settings finished it."""

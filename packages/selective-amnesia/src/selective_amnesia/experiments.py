@@ -115,23 +115,10 @@ class AmnesiaRun:
     @cached_property
     def run_id(self) -> dict[str, Any]:
         """What every saved piece depends on: the section, seed, device, code and library versions."""
-        import torch
-        import transformers
-
         import reprokit
         import selective_amnesia
-        from reprokit.results import code_fingerprint
 
-        return {
-            "config": dataclasses.asdict(self.section),
-            "scale": self.ctx.scale,
-            "seed": self.ctx.seed,
-            "device": self.ctx.device,
-            "dtype": self.ctx.dtype,
-            "code": code_fingerprint(selective_amnesia, reprokit),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        }
+        return self.ctx.run_id(self.section, selective_amnesia, reprokit)
 
     @cached_property
     def store(self):

@@ -58,6 +58,27 @@ class RunContext:
         elapsed = time.time() - self._t0
         logger.info(f"[%s | %6.1f s] {message}", self.label, elapsed, *args)
 
+    def run_id(self, section: Any, *packages: Any) -> dict[str, Any]:
+        """What every saved piece of this seed depends on besides the piece itself: the config section,
+        scale, seed, device, dtype, a hash of the `packages`' sources and the torch/transformers versions."""
+        import dataclasses
+
+        import torch
+        import transformers
+
+        from reprokit.results import code_fingerprint
+
+        return {
+            "config": dataclasses.asdict(section),
+            "scale": self.scale,
+            "seed": self.seed,
+            "device": self.device,
+            "dtype": self.dtype,
+            "code": code_fingerprint(*packages),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        }
+
     def resume_store(self, *parts: str) -> ResumeStore:
         """A `ResumeStore` under the cache for this paper (``--fresh`` disables loading)."""
         from reprokit.results import ResumeStore
