@@ -44,10 +44,26 @@ _EXPORTS = {
     "efficientllm.modeling": ("EfficientLlamaConfig", "EfficientLlamaForCausalLM"),
     "efficientllm.export": ("ExportError", "ExportReport", "export_model", "load_exported"),
     "efficientllm.evaluation": ("MCItem", "MCResult", "lm_eval_tasks", "multiple_choice", "perplexity"),
+    "efficientllm.training": ("PruneTrainConfig", "TrainResult", "prune_train"),
+    "efficientllm.baselines": (
+        "build_from_shape",
+        "from_scratch_like",
+        "one_shot_prune",
+        "shape_of",
+        "uniform_shape",
+    ),
+    "efficientllm.world": ("TinyWorld", "TinyWorldConfig", "make_tiny_world"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
+    from efficientllm.baselines import (
+        build_from_shape,
+        from_scratch_like,
+        one_shot_prune,
+        shape_of,
+        uniform_shape,
+    )
     from efficientllm.compaction import compact
     from efficientllm.evaluation import MCItem, MCResult, lm_eval_tasks, multiple_choice, perplexity
     from efficientllm.export import ExportError, ExportReport, export_model, load_exported
@@ -67,3 +83,5 @@ if TYPE_CHECKING:
     )
     from efficientllm.schedule import PruneConfig, PruneEvent, Pruner, select_groups
     from efficientllm.state import PruningState, Units
+    from efficientllm.training import PruneTrainConfig, TrainResult, prune_train
+    from efficientllm.world import TinyWorld, TinyWorldConfig, make_tiny_world
