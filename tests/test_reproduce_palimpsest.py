@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reprokit.testing import check_bad_reproduce_config, run_reproduce
+from reprokit.testing import check_bad_reproduce_config, check_smoke_output, run_reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = [
@@ -45,14 +45,7 @@ def test_reproduce_palimpsest_smoke(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = _script("--smoke", "--out", out, cache=tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    expected = [f"{t}{suffix}.{ext}" for t in TABLES for suffix in ("", "_per_seed") for ext in ("csv", "md")]
-    files = [*expected, *FIGURES, "claims.json", "claims.md", "manifest.json", "REPORT.md"]
-    missing = [n for n in files if not (out / n).is_file()]
-    assert not missing, missing
-
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["paper"] == "palimpsest" and manifest["scale"] == "tiny"
-    assert manifest["config"]["seeds"] == [0, 1]
+    manifest = check_smoke_output(out, "palimpsest", TABLES, FIGURES)
     assert "seed" not in manifest["config"]["tiny"]["setup"]  # the seed comes from --seed only
 
     # Per-seed tables hold both seeds, and seeds differ (each seed is its own world and training);

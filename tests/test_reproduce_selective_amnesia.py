@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reprokit.testing import check_bad_reproduce_config, run_reproduce
+from reprokit.testing import check_bad_reproduce_config, check_smoke_output, run_reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = [
@@ -61,14 +61,7 @@ def test_reproduce_selective_amnesia_smoke(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     proc = _script("--smoke", "--out", out, cache=cache)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    expected = [f"{t}{suffix}.{ext}" for t in TABLES for suffix in ("", "_per_seed") for ext in ("csv", "md")]
-    files = [*expected, *FIGURES, "claims.json", "claims.md", "manifest.json", "REPORT.md"]
-    missing = [n for n in files if not (out / n).is_file()]
-    assert not missing, missing
-
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["paper"] == "selective-amnesia" and manifest["scale"] == "tiny"
-    assert manifest["config"]["seeds"] == [0, 1]
+    check_smoke_output(out, "selective-amnesia", TABLES, FIGURES)
 
     main = pd.read_csv(out / "table_main_per_seed.csv")
     assert sorted(main["seed"].unique()) == [0, 1]

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
@@ -21,6 +21,7 @@ __all__ = [
     "BAD_MODELS",
     "check_bad_input",
     "check_bad_reproduce_config",
+    "check_smoke_output",
     "run_main",
     "run_reproduce",
     "write_bad_models",
@@ -142,3 +143,18 @@ def check_bad_reproduce_config(root: Path, paper: str, tmp_path: Path, toml: str
     assert len(lines) == 1 and phrase in lines[0], proc.stderr
     assert lines[0].startswith(f"reproduce/{paper.replace('-', '_')}.py: error:"), lines[0]
     assert not out.exists() and not cache.exists()
+
+
+def check_smoke_output(
+    out: Path, paper: str, tables: Sequence[str], figures: Sequence[str], seeds: Sequence[int] = (0, 1)
+) -> dict:
+    """A smoke reproduction wrote every table (mean and per seed, csv and md), figure, claims file,
+    manifest and REPORT.md for `paper` at tiny scale over `seeds`; returns the manifest."""
+    expected = [f"{t}{suffix}.{ext}" for t in tables for suffix in ("", "_per_seed") for ext in ("csv", "md")]
+    files = [*expected, *figures, "claims.json", "claims.md", "manifest.json", "REPORT.md"]
+    missing = [n for n in files if not (Path(out) / n).is_file()]
+    assert not missing, missing
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    assert manifest["paper"] == paper and manifest["scale"] == "tiny"
+    assert manifest["config"]["seeds"] == list(seeds)
+    return manifest

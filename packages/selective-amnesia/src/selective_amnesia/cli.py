@@ -674,6 +674,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(t)
     t.set_defaults(func=_cmd_trace)
 
+    def data_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--forget", type=Path, required=True, help="forget rows (.parquet/.jsonl/.json)")
+        p.add_argument(
+            "--retain",
+            type=Path,
+            default=None,
+            help="retain rows (default: --forget's split column holds both)",
+        )
+
     # ---------------------------------------------------------------------------------- unlearn
     u = sub.add_parser(
         "unlearn",
@@ -684,10 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     model_args(u)
-    u.add_argument("--forget", type=Path, required=True, help="forget rows (.parquet/.jsonl/.json)")
-    u.add_argument(
-        "--retain", type=Path, default=None, help="retain rows (default: --forget's split column holds both)"
-    )
+    data_args(u)
     u.add_argument("--out", type=Path, required=True, help="output folder")
     u.add_argument("--config", type=Path, default=None, help="TOML file of UnlearnConfig keys")
     u.add_argument(
@@ -751,10 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     model_args(s)
-    s.add_argument("--forget", type=Path, required=True, help="forget rows (.parquet/.jsonl/.json)")
-    s.add_argument(
-        "--retain", type=Path, default=None, help="retain rows (default: --forget's split column holds both)"
-    )
+    data_args(s)
     s.add_argument("--out", type=Path, required=True, help="JSON output file")
     s.add_argument("--members", type=Path, default=None, help="MIA member documents")
     s.add_argument("--nonmembers", type=Path, default=None, help="MIA non-member documents")

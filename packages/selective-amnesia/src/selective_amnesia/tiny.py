@@ -117,24 +117,16 @@ class TinySetup:
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:
         """A byte-level BPE trained on every text of the world (with a chat template for unlearning)."""
-        texts = [text for text, _ in self._texts] + [p + " " + c for p, c in self._pairs]
+        texts = [*self.world.training_documents(), *(p + " " + c for p, c in self.world.training_pairs())]
         return train_tokenizer(texts, vocab_size=self.config.vocab_size, chat_template=True)
-
-    @cached_property
-    def _texts(self) -> list[tuple[str, None]]:
-        return [(t, None) for t in self.world.training_documents()]
-
-    @cached_property
-    def _pairs(self) -> list[tuple[str, str]]:
-        return list(self.world.training_pairs())
 
     @cached_property
     def examples(self) -> list[Example]:
         """Whole documents (with EOS) and QA pairs (loss on `` answer`` + EOS), as the target learns them."""
         tok, n = self.tokenizer, self.config.max_length
-        docs = encode_texts(tok, [t for t, _ in self._texts], max_length=n)
-        pairs = encode_prompt_completion(tok, [(p, " " + c) for p, c in self._pairs], max_length=n)
-        return [*docs, *pairs]
+        docs = encode_texts(tok, self.world.training_documents(), max_length=n)
+        pairs = [(p, " " + c) for p, c in self.world.training_pairs()]
+        return [*docs, *encode_prompt_completion(tok, pairs, max_length=n)]
 
     def train_config(self) -> TrainConfig:
         """Training until memorised: cosine schedule, seeded order."""
