@@ -56,6 +56,7 @@ from efficientllm.groups import find_groups
 from efficientllm.schedule import PruneConfig, Pruner
 from efficientllm.state import PruningState
 from reprokit.errors import ConfigError, DataError
+from reprokit.progress import progress
 from reprokit.results import atomic_directory, atomic_write_json
 
 __all__ = ["CHECKPOINT_DIR", "PruneTrainConfig", "TrainResult", "lr_at", "pack_blocks", "prune_train"]
@@ -412,6 +413,13 @@ def prune_train(
     rank, world = acc.process_index, acc.num_processes
     end = stop_at if stop_at is not None else config.steps
     t0 = time.perf_counter()
+    bar = progress(
+        total=end,
+        initial=step,
+        desc="pruning-aware training" if pruner is not None else "training",
+        disable=True if not acc.is_main_process else None,
+        unit="step",
+    )
     while step < end:
         step += 1
         _seed_step(config.seed, step)
@@ -435,6 +443,7 @@ def prune_train(
         acc_opt.zero_grad(set_to_none=True)
         tokens += ids.numel() * world
         window.append(float(acc.reduce(loss.detach(), reduction="mean")))
+        bar.update(1)
         if pruner is not None:
             due = pruner.due(step)
             if due:  # every rank must rank the same scores: average them across processes
@@ -469,6 +478,7 @@ def prune_train(
                 _save_checkpoint(ckpt, raw_model, raw_opt, pruner, meta)
             acc.wait_for_everyone()
 
+    bar.close()
     complete = step >= config.steps
     if complete and pruner is not None:
         pruner.compact(raw_opt)
