@@ -25,6 +25,10 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("selective-amnesia trace", ["-m", "selective_amnesia", "trace", "--help"]),
     ("selective-amnesia unlearn", ["-m", "selective_amnesia", "unlearn", "--help"]),
     ("selective-amnesia score", ["-m", "selective_amnesia", "score", "--help"]),
+    ("efficientllm", ["-m", "efficientllm", "--help"]),
+    ("efficientllm prune-train", ["-m", "efficientllm", "prune-train", "--help"]),
+    ("efficientllm export", ["-m", "efficientllm", "export", "--help"]),
+    ("efficientllm eval", ["-m", "efficientllm", "eval", "--help"]),
     ("reproduce/<paper>.py", ["-m", "reprokit.reproduce", "palimpsest", "--help"]),
 ]
 HEADER = """# Command-line reference

@@ -38,6 +38,10 @@ print(json.dumps({{"code": code, "heavy": sorted(m for m in {heavy!r} if m in sy
         ("selective_amnesia", ["trace", "--help"]),
         ("selective_amnesia", ["unlearn", "--help"]),
         ("selective_amnesia", ["score", "--help"]),
+        ("efficientllm", ["--help"]),
+        ("efficientllm", ["prune-train", "--help"]),
+        ("efficientllm", ["export", "--help"]),
+        ("efficientllm", ["eval", "--help"]),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )
@@ -60,6 +64,8 @@ def test_help_imports_no_heavy_library(module: str, args: list[str]) -> None:
         "nudging",
         "selective_amnesia",
         "selective_amnesia.cli",
+        "efficientllm",
+        "efficientllm.cli",
     ],
 )
 def test_importing_the_package_or_cli_helpers_imports_no_heavy_library(module: str) -> None:

@@ -12,15 +12,18 @@ lm-evaluation-harness scores it (`efficientllm.evaluation`).
 Reimplements Xing et al., "EfficientLLM: Scalable Pruning-Aware Pretraining
 for Architecture-Agnostic Edge Language Models" (arXiv 2502.06663).
 
-The public names below are imported on first use (`reprokit.lazy`); `efficientllm.modeling` is imported
-at once, because transformers needs its classes registered before a per-layer checkpoint is loaded.
+The public names below are imported on first use (`reprokit.lazy`). The per-layer model type is registered
+with the transformers Auto classes as soon as transformers is imported (at once if it already is), so
+``import efficientllm`` is all `from_pretrained` needs, and ``efficientllm --help`` imports no torch.
 """
 # ruff: noqa: F401  (the TYPE_CHECKING imports re-export the lazy names for type checkers)
 
 from typing import TYPE_CHECKING
 
-import efficientllm.modeling  # registers the "efficientllm" model type with the Auto classes
+from efficientllm._autoregister import register_with_transformers
 from reprokit.lazy import lazy_exports
+
+register_with_transformers()  # the "efficientllm" model type, registered when transformers loads
 
 __version__ = "0.1.0"
 

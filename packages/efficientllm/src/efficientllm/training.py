@@ -429,7 +429,8 @@ def prune_train(
         loss = wrapped(input_ids=ids, labels=ids).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"loss became {float(loss)} at step {step}; lower lr (now {config.lr}) or max_grad_norm."
+                f"loss became {float(loss.detach())} at step {step}; "
+                f"lower lr (now {config.lr}) or max_grad_norm."
             )
         acc.backward(loss)
         if pruner is not None:
