@@ -152,19 +152,17 @@ def test_enable_flags_and_round_to():
 
 def test_uniform_heads_keep_every_layer_equal():
     model = build_tiny("llama").train()
-    cfg = PruneConfig(
-        every=1,
-        budget_fraction=0.15,
-        target_ratio=0.55,
-        heads="uniform",
-        enable_ffn=False,
-        enable_hidden=False,
-    )
-    pruner = Pruner(model, cfg)
+    from efficientllm.schedule import smallest_params
+
+    kw = {"every": 1, "budget_fraction": 0.15, "heads": "uniform"}
+    kw |= {"enable_ffn": False, "enable_hidden": False}
+    probe = Pruner(build_tiny("llama"), PruneConfig(target_ratio=0.9, **kw))
+    floor = smallest_params(probe.space, probe.state, probe.config)  # one KV group left in every layer
+    pruner = Pruner(model, PruneConfig(target_params=floor, **kw))
     events = _run(model, pruner, 4)
     assert sum(e.removed["head"] for e in events) == 3  # one KV group from each of the 3 layers, once
     assert pruner.state.widths()["heads"] == [2, 2, 2]
-    assert pruner.done  # a second slot would empty the layers
+    assert pruner.done and pruner.params == floor  # a second slot would empty the layers
 
 
 def test_event_timing_and_masks_between_compactions():
@@ -227,3 +225,23 @@ def test_resume_from_state_dict_continues_identically():
     assert pruner_b.state == pruner_a.state and pruner_b.history == pruner_a.history
     torch.testing.assert_close(pruner_b.saliency.scores.hidden, pruner_a.saliency.scores.hidden)
     assert pruner_b.params == pruner_a.params and pruner_b.target == pruner_a.target
+
+
+def test_a_target_below_the_smallest_reachable_model_is_refused():
+    model = build_tiny("llama")  # 3 layers, 2 KV groups of 2 heads, FFN 96, hidden 48, vocab 100, untied
+    from efficientllm.schedule import smallest_params
+
+    pruner = Pruner(model, PruneConfig(target_ratio=0.5))
+    smallest = smallest_params(pruner.space, pruner.state, pruner.config)
+    head_dim = 48 // 4
+    # one KV group (2 query heads) over one hidden channel: q and o 2 heads wide, k and v one head wide;
+    # one FFN channel (gate, up, down); two norms of width 1
+    per_layer = 2 * (2 * head_dim) + 2 * head_dim + 3 + 2
+    assert smallest == 3 * per_layer + 2 * 100 * 1 + 1  # + embedding and LM head of width 1, final norm
+    with pytest.raises(ConfigError, match=f"below the smallest model this config can reach \\({smallest:,}"):
+        Pruner(build_tiny("llama"), PruneConfig(target_params=smallest - 1))
+    Pruner(build_tiny("llama"), PruneConfig(target_params=smallest))  # reachable: accepted
+    # without hidden pruning the floor keeps the full hidden width
+    no_hidden = PruneConfig(target_params=10, enable_hidden=False)
+    with pytest.raises(ConfigError, match="enabled kinds \\['head', 'ffn'\\]"):
+        Pruner(build_tiny("llama"), no_hidden)

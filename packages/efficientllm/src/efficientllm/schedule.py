@@ -48,7 +48,7 @@ from efficientllm.saliency import (
 from efficientllm.state import PruningState
 from reprokit.errors import ConfigError
 
-__all__ = ["PruneConfig", "PruneEvent", "Pruner", "select_groups"]
+__all__ = ["PruneConfig", "PruneEvent", "Pruner", "select_groups", "smallest_params"]
 
 
 @dataclass(frozen=True)
@@ -246,6 +246,21 @@ class _Progress:
     history: list[PruneEvent] = field(default_factory=list)
 
 
+def smallest_params(space: PruningSpace, state: PruningState, config: PruneConfig) -> int:
+    """The size of the smallest model `config` can prune the source to: every enabled kind down to its floor
+    (one KV group per layer; `round_to` FFN and hidden channels), counted as the config counts."""
+    small = state.source_state()
+    kinds = config.kinds
+    for layer in range(small.num_layers):
+        if "head" in kinds:
+            small.remove("head", layer, small.kept_indices("head", layer)[1:])
+        if "ffn" in kinds:
+            small.remove("ffn", layer, small.kept_indices("ffn", layer)[config.round_to :])
+    if "hidden" in kinds:
+        small.remove("hidden", None, small.kept_indices("hidden")[config.round_to :])
+    return space.live_params(small, embeddings=config.count_embeddings)
+
+
 class Pruner:
     """Pruning-aware training driver: call `after_backward` and `after_step` from the training loop."""
 
@@ -269,6 +284,15 @@ class Pruner:
             self.target = int(config.target_params)
         else:
             self.target = round(float(config.target_ratio or 1.0) * self.source_params)
+        smallest = smallest_params(self.space, self.state, config)
+        if self.target < smallest:
+            r = config.round_to
+            raise ConfigError(
+                f"the pruning target ({self.target:,} parameters) is below the smallest model this config "
+                f"can reach ({smallest:,}: at least one key/value group, {r} FFN channel(s) and {r} hidden "
+                f"channel(s) per layer for the enabled kinds {list(config.kinds)}); raise target_params / "
+                "target_ratio, or lower round_to."
+            )
         self._progress = _Progress()
         self._plan: MaskPlan = mask_plan(self.space, self.state)
         self._plan.zero_params()
