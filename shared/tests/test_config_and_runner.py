@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +137,17 @@ def test_run_writes_mean_per_seed_and_claims(tmp_path: Path) -> None:
     assert manifest["config"]["seeds"] == [5, 6, 7]
     assert (out / "f.png").is_file() and (out / "REPORT.md").is_file()
     assert not list(tmp_path.rglob(".*partial*"))
+
+
+def test_only_rank_0_writes_under_a_distributed_launcher(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    monkeypatch.setenv("RANK", "1")
+    assert run(SPEC, ToyConfig(), scale="tiny", out=out, n_seeds=1, cache_dir=tmp_path / "c") == out
+    assert not out.exists()  # rank 1 ran the experiments and wrote nothing
+    assert not list(Path(tempfile.gettempdir()).glob("reprokit-rank1-*"))
+    monkeypatch.setenv("RANK", "0")
+    run(SPEC, ToyConfig(), scale="tiny", out=out, n_seeds=1, cache_dir=tmp_path / "c")
+    assert (out / "t.csv").is_file() and (out / "REPORT.md").is_file()
 
 
 def test_seed_changes_every_table(tmp_path: Path) -> None:

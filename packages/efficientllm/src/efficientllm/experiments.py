@@ -112,6 +112,13 @@ class MCSuite:
         return out
 
 
+def _ranks() -> Any:
+    """accelerate's process state (one process when not launched by accelerate)."""
+    from accelerate import PartialState
+
+    return PartialState()
+
+
 def _lm(model: nn.Module, tokenizer: Any) -> LanguageModel:
     from reprokit.lm import LanguageModel
 
@@ -170,7 +177,10 @@ class EfficientRun:
             output_dir=out,
             resume=self.ctx.resume,
         )
-        shutil.rmtree(out, ignore_errors=True)
+        ranks = _ranks()
+        ranks.wait_for_everyone()
+        if ranks.is_main_process:
+            shutil.rmtree(out, ignore_errors=True)
         return result
 
     def _record(self, model: nn.Module, label: str, parts: Sequence[Any], **extra: Any) -> dict[str, Any]:
@@ -220,7 +230,11 @@ class EfficientRun:
             self.ctx.log("pruning-aware stage (%s)", label)
             piece = f"phase1-{ablation or 'main'}"
             result = self._train(self.source.source(), "phase1", piece, prune=self.prune_config(ablation))
-            export_model(result.model, self.source.tokenizer, self._phase1_folder(ablation), overwrite=True)
+            ranks = _ranks()
+            if ranks.is_main_process:  # under accelerate launch every rank trains; one writes the model
+                folder = self._phase1_folder(ablation)
+                export_model(result.model, self.source.tokenizer, folder, overwrite=True)
+            ranks.wait_for_everyone()
             rec = self._record(result.model, f"{label}, after the pruning stage", [result])
             rec.update(events=result.events, widths=result.widths, stop_reason=result.stop_reason)
             return rec

@@ -14,7 +14,10 @@ import gc
 import importlib
 import importlib.metadata
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +112,15 @@ def _section_dict(cfg: Any, scale: str) -> dict[str, Any]:
     return {scale: dataclasses.asdict(getattr(cfg, scale))}
 
 
+def launcher_rank() -> int:
+    """This process's global rank under a distributed launcher (``RANK``, set by accelerate and torchrun);
+    0 when run plainly."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
 def run(
     spec: PaperSpec,
     cfg: Any,
@@ -141,6 +153,11 @@ def run(
     if n < 1:
         raise ConfigError(f"n_seeds must be >= 1, got {n}")
     out_path = check_output_dir(out)
+    rank = launcher_rank()
+    if rank:  # under `accelerate launch` / torchrun every rank runs the experiments (their collectives
+        # need it), and only rank 0 writes the results
+        logger.info("rank %d: running the experiments, rank 0 writes %s", rank, out_path)
+        out_path = Path(tempfile.mkdtemp(prefix=f"reprokit-rank{rank}-"))
     if scale == "paper" and spec.requirements is not None:
         found = preflight(spec.requirements(section))
         logger.info("preflight: all %d models and data sets found", len(found))
@@ -187,6 +204,9 @@ def run(
             notes = spec.notes(results, section) if spec.notes else ""
         title = f"{spec.title}, {scale} scale{title_suffix}"
         output.finish(title=title, summary=spec.summary, notes=notes)
+    if rank:
+        shutil.rmtree(out_path, ignore_errors=True)
+        return check_output_dir(out)
     holding = sum(1 for c in output.claims if c.holds)
     logger.info(
         "wrote %s in %.1f s: %d of %d claims hold",
