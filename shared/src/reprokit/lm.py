@@ -259,14 +259,28 @@ def load_lm(
     device: str | torch.device = "auto",
     revision: str | None = None,
     tokenizer: str | os.PathLike[str] | None = None,
+    device_map: str | dict[str, Any] | None = None,
 ) -> LanguageModel:
     """Load a decoder-only causal LM (eval mode) and its tokenizer; safetensors only, never remote code.
 
     `name_or_path` is a local folder or a hub id (found in the local cache when offline); `tokenizer`
-    loads the tokenizer from another folder or hub id. Everything that can be checked before the weights
+    loads the tokenizer from another folder or hub id. `device_map` (e.g. "auto") places the layers over
+    every visible GPU (and the CPU if they do not fit) with accelerate, for a model too large for one
+    device; `device` must then stay "auto". Everything that can be checked before the weights
     are read (device, files, config, tokenizer) is checked first; each refusal is a `ModelLoadError` (or
     `ConfigError` for device and dtype) whose message names the problem and the fix.
     """
+    if device_map is not None:
+        if not isinstance(device_map, (str, dict)):
+            raise ConfigError(
+                f"device_map must be a string such as 'auto' or a dict of module -> device, got "
+                f"{type(device_map).__name__}."
+            )
+        if not (isinstance(device, str) and device == "auto"):
+            raise ConfigError(
+                f"pass either device ({device!r}) or device_map ({device_map!r}), not both; device_map "
+                "places the model itself."
+            )
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     display = str(name_or_path)
@@ -280,7 +294,7 @@ def load_lm(
     _check_servable(display, config)
     tok_source = name if tokenizer is None else str(tokenizer)
     tok = _load_tokenizer(tok_source, revision=revision if tokenizer is None else None, model=display)
-    model = _load_model(name, display, torch_dtype, revision=revision, local=local)
+    model = _load_model(name, display, torch_dtype, revision=revision, local=local, device_map=device_map)
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tok) > rows:
         raise ModelLoadError(
@@ -288,9 +302,11 @@ def load_lm(
             "rows, so it is not this model's tokenizer; pass the tokenizer the model was trained with "
             "(tokenizer=PATH_OR_ID)."
         )
-    model.to(dev)
+    if device_map is None:
+        model.to(dev)
     model.eval()
-    logger.info("loaded %s (%s, %s)", display, torch_dtype, dev)
+    where = dev if device_map is None else getattr(model, "hf_device_map", device_map)
+    logger.info("loaded %s (%s, %s)", display, torch_dtype, where)
     return LanguageModel(model, tok, name=display)
 
 
@@ -512,7 +528,13 @@ def _declares_generic_fast_tokenizer(folder: Path) -> bool:
 
 
 def _load_model(
-    name: str, display: str, dtype: torch.dtype, *, revision: str | None, local: bool
+    name: str,
+    display: str,
+    dtype: torch.dtype,
+    *,
+    revision: str | None,
+    local: bool,
+    device_map: str | dict[str, Any] | None = None,
 ) -> PreTrainedModel:
     """The weights, read into the model class; any key or shape that does not fit the config is refused."""
     from safetensors import SafetensorError
@@ -528,6 +550,7 @@ def _load_model(
                 trust_remote_code=False,
                 output_loading_info=True,
                 ignore_mismatched_sizes=True,  # collected below and refused, with names and shapes
+                device_map=device_map,
             )
     except SafetensorError as err:
         raise ModelLoadError(

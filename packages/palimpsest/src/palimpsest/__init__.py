@@ -23,12 +23,14 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "QueryConfig",
             "QueryResult",
             "example_losses",
+            "plot_query",
             "query_test",
             "query_test_from_losses",
         ),
         "palimpsest.reshuffle": (
             "ReshuffleResult",
             "ReshuffleScores",
+            "reshuffle_pvalue_arrays",
             "reshuffle_pvalues",
             "reshuffle_test",
             "retrain_last_phase",
@@ -36,6 +38,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "text_scores",
         ),
         "palimpsest.sampling": ("Samples", "sample_texts"),
+        "palimpsest.scoring": ("ExampleScores", "Sharding", "score_examples"),
         "palimpsest.suspects": ("adjust_suspects",),
         "palimpsest.transcript": ("Transcript", "TranscriptError", "same_tokenizer"),
     },
@@ -43,10 +46,18 @@ __all__, __getattr__, __dir__ = lazy_exports(
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from palimpsest.ngram import InfiniGramIndex, NGramIndex, NGramResult, match_counts, ngram_test
-    from palimpsest.query import QueryConfig, QueryResult, example_losses, query_test, query_test_from_losses
+    from palimpsest.query import (
+        QueryConfig,
+        QueryResult,
+        example_losses,
+        plot_query,
+        query_test,
+        query_test_from_losses,
+    )
     from palimpsest.reshuffle import (
         ReshuffleResult,
         ReshuffleScores,
+        reshuffle_pvalue_arrays,
         reshuffle_pvalues,
         reshuffle_test,
         retrain_last_phase,
@@ -54,5 +65,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         text_scores,
     )
     from palimpsest.sampling import Samples, sample_texts
+    from palimpsest.scoring import ExampleScores, Sharding, score_examples
     from palimpsest.suspects import adjust_suspects
     from palimpsest.transcript import Transcript, TranscriptError, same_tokenizer

@@ -140,8 +140,35 @@ def _emit(path: Path, result: dict[str, Any], lines: Sequence[str]) -> None:
 
 
 # --------------------------------------------------------------------------------------------- commands
+def _query_paths(args: argparse.Namespace, out: Path) -> tuple[Path, Path | None]:
+    """The plot beside the JSON (`<out>.png`) and, when models are scored, the work folder of the saved
+    score chunks (`--work-dir`, default `<out>.scores`); both checked before any work."""
+    png = out.with_suffix(".png") if out.suffix.lower() != ".png" else out.with_name(out.name + ".png")
+    plot = check_output_path(png)
+    if args.loss_column:
+        if args.work_dir is not None or args.chunk_size is not None:
+            raise ConfigError(
+                "--work-dir and --chunk-size are for scoring models; --loss-column scores none."
+            )
+        return plot, None
+    work = args.work_dir if args.work_dir is not None else out.with_name(f"{out.stem}.scores")
+    return plot, check_output_path(work, option="--work-dir", folder=True)
+
+
+def _query_processes(device: str) -> tuple[str, int, bool]:
+    """This process's device, the number of processes and whether this one is the main one: under
+    `accelerate launch` with several processes, `auto` and `cuda` mean this process's own GPU."""
+    from palimpsest.scoring import process_state
+    from reprokit.lm import resolve_device
+
+    state = process_state(cpu=resolve_device(device).type == "cpu")
+    if state.num_processes > 1 and device in ("auto", "cuda"):
+        device = str(state.device)
+    return device, state.num_processes, state.is_main_process
+
+
 def _cmd_query(args: argparse.Namespace) -> None:
-    from palimpsest.query import QueryConfig, query_test, query_test_from_losses
+    from palimpsest.query import QueryConfig, plot_query, query_test, query_test_from_losses
     from reprokit.stats import log10_p_to_str
 
     if args.suspect and args.loss_column:
@@ -153,6 +180,9 @@ def _cmd_query(args: argparse.Namespace) -> None:
     if args.loss_column and args.reference:
         raise ConfigError("--reference scores a model; with --loss-column use --reference-loss-column.")
     out = _out_path(args, "query")
+    plot, work = _query_paths(args, out)
+    scoring: dict[str, Any] = {}
+    main_process = True
     if args.loss_column:
         columns = [c for c in (args.loss_column, args.reference_loss_column) if c]
         transcript = _load_transcript(args, loss_columns=columns)
@@ -168,6 +198,7 @@ def _cmd_query(args: argparse.Namespace) -> None:
         )
         suspect_name = args.loss_column
     else:
+        from palimpsest.scoring import Sharding
         from reprokit.lm import load_tokenizer
 
         config = QueryConfig(
@@ -180,7 +211,7 @@ def _cmd_query(args: argparse.Namespace) -> None:
         )
         _check_device(args.device)
         transcript = _load_transcript(args)
-        transcript.sample(config.n, seed=config.seed)  # a bad --n fails here, before any model loads
+        n = len(transcript.sample(config.n, seed=config.seed))  # a bad --n fails here, before any model loads
         if transcript.token_ids is not None and args.transcript_tokenizer:
             import dataclasses
 
@@ -192,15 +223,37 @@ def _cmd_query(args: argparse.Namespace) -> None:
                 "pass the tokenizer that produced the transcript as --transcript-tokenizer.",
             )
             transcript = dataclasses.replace(transcript, tokenizer=tok)
+        args.device, world, main_process = _query_processes(args.device)
         suspect = _load_lm(args.suspect, args, args.revision)
         reference = _load_lm(args.reference, args, args.reference_revision) if args.reference else None
-        result = query_test(transcript, suspect, reference, config, reference_name=args.reference)
+        sharding = Sharding(work_dir=work, chunk_size=args.chunk_size or 1024)
+        if main_process:
+            models = "the suspect and the reference" if reference is not None else "the suspect"
+            print(
+                f"scoring {n} examples with {models} on {world} process{'es' if world > 1 else ''}; "
+                f"finished chunks of {sharding.chunk_size} are saved in {work} (a rerun resumes)",
+                flush=True,
+            )
+        result = query_test(
+            transcript,
+            suspect,
+            reference,
+            config,
+            reference_name=args.reference,
+            show_progress=True,
+            sharding=sharding,
+        )
         suspect_name = args.suspect
+        scoring = {"work_dir": str(work), "processes": world, "chunk_size": sharding.chunk_size}
+    if not main_process:
+        return  # the other processes of an `accelerate launch` only score their shards
     payload = {
         "test": "query",
         "suspect": suspect_name,
         "transcript": str(args.transcript),
         **result.to_dict(),
+        "plot": str(plot),
+        **scoring,
     }
     _emit(
         out,
@@ -211,6 +264,8 @@ def _cmd_query(args: argparse.Namespace) -> None:
             + (f"   permutation p = {result.permutation_pvalue:.4g}" if result.permutation_pvalue else ""),
         ],
     )
+    plot_query(result, plot, title=f"query test: {suspect_name} vs {result.reference or 'no reference'}")
+    print(f"wrote {plot}")
 
 
 def _cmd_reshuffle(args: argparse.Namespace) -> None:
@@ -259,8 +314,15 @@ def _cmd_ngram(args: argparse.Namespace) -> None:
             "the suspect texts are strings; pass --tokenizer PATH_OR_ID of the transcript's tokens "
             "(or write the texts as 'tokens' in a .jsonl file)."
         )
+    if args.min_length > args.max_n:
+        raise ConfigError(
+            f"--min-length {args.min_length} is longer than --max-n {args.max_n}; "
+            "pass --min-length <= --max-n."
+        )
     tok = load_tokenizer(args.tokenizer) if args.tokenizer else None
-    transcript = _load_transcript(args, loss_columns=())
+    # steps: --step-column (an error if absent), else a 'step' column when present, else the position
+    transcript = _load_transcript(args, loss_columns=(), default_step_column="step")
+    step_source = args.step_column or ("step" if transcript.steps is not None else None)
     if transcript.token_ids is None:
         raise DataError(
             f"--transcript {args.transcript} has no 'tokens' column; the n-gram test needs token ids."
@@ -280,15 +342,27 @@ def _cmd_ngram(args: argparse.Namespace) -> None:
         texts,
         n_permutations=args.permutations,
         min_length=args.min_length,
+        skip_tail=not args.keep_tail,
+        max_occurrences=args.max_occurrences,
+        empty_steps=args.empty_steps,
         blocks=transcript.blocks,
         seed=args.seed,
     )
-    payload = {"test": "ngram", "transcript": str(args.transcript), **result.to_dict()}
+    steps_from = f"column {step_source!r}" if step_source else f"position column {args.position_column!r}"
+    payload = {
+        "test": "ngram",
+        "transcript": str(args.transcript),
+        "steps_from": steps_from,
+        **result.to_dict(),
+    }
     _emit(
         out,
         payload,
         [
-            f"{result.n_tokens} suspect tokens, {result.n_matches} matches over {result.n_steps} steps",
+            f"{len(transcript)} documents; training steps from {steps_from}: {result.n_steps} steps "
+            f"({'every step from first to last' if args.empty_steps == 'keep' else 'steps with documents'})",
+            f"{result.n_tokens} suspect tokens, {result.n_positions} positions queried "
+            f"(spans of {result.min_length}..{result.max_n} tokens), {result.n_matches} matches",
             f"spearman rho = {result.statistic:+.4f}   permutation p = {result.pvalue:.4g} "
             f"({result.n_permutations} permutations)",
         ],
@@ -303,6 +377,14 @@ def _at_least_three(value: str) -> int:
             f"n must be at least 3 (a rank test needs 3 examples), got {value!r}"
         )
     return number
+
+
+_QUERY_EPILOG = """\
+Scoring runs in chunks that are saved in --work-dir as they finish, so an interrupted run resumes where it
+stopped. On several GPUs, launch it with accelerate: each process scores a contiguous shard, and the main
+process merges them in order and writes the results:
+  accelerate launch -m palimpsest query --suspect S --reference R --transcript T --out result.json
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,7 +416,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--block-column", default=None, help="stage label, for runs shuffled within stages")
 
-    q = sub.add_parser("query", help="query test of a suspect model against Alice's transcript")
+    q = sub.add_parser(
+        "query",
+        help="query test of a suspect model against Alice's transcript",
+        description="Query test: Spearman's rho between each example's training position and the suspect's "
+        "loss minus the reference's. Writes the result as JSON (--out) and a plot of position against "
+        "loss difference with its fitted trend beside it (<out>.png).",
+        epilog=_QUERY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     q.add_argument("--suspect", help="suspect model: local folder or hub id")
     q.add_argument("--reference", help="reference model (independent of Alice's order)")
     q.add_argument("--transcript", required=True, help="parquet/jsonl file, saved dataset, or hub dataset id")
@@ -357,6 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--transcript-tokenizer", default=None, help="tokenizer of the transcript's token ids")
     q.add_argument("--loss-column", default=None, help="use the transcript's precomputed suspect loss column")
     q.add_argument("--reference-loss-column", default=None, help="precomputed reference loss column")
+    q.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="folder for the saved score chunks, seen by every process (default: <out>.scores beside "
+        "the JSON); a rerun skips the chunks already there",
+    )
+    q.add_argument(
+        "--chunk-size", type=positive_int, default=None, help="examples per saved chunk (default: 1024)"
+    )
     common(q)
     q.set_defaults(func=_cmd_query)
 
@@ -372,17 +472,40 @@ def build_parser() -> argparse.ArgumentParser:
     common(r)
     r.set_defaults(func=_cmd_reshuffle)
 
-    g = sub.add_parser("ngram", help="observational n-gram test of a suspect text")
+    g = sub.add_parser(
+        "ngram",
+        help="observational n-gram test of a suspect text",
+        description="Observational n-gram test (the paper's Algorithm 2): greedy longest matches of the "
+        "suspect text in Alice's documents, counted per training step. Steps come from --step-column, "
+        "else from a 'step' column when the transcript has one, else from the position column.",
+    )
     g.add_argument(
         "--transcript",
         required=True,
-        help="Alice's tokenized documents (a 'tokens' column; steps from --step-column)",
+        help="Alice's tokenized documents (a 'tokens' column; steps from --step-column or a 'step' column)",
     )
     transcript_columns(g)
     g.add_argument("--texts", required=True, type=Path, help="jsonl (tokens or text) or one text per line")
     g.add_argument("--tokenizer", default=None, help="tokenizer of the transcript, to encode string texts")
-    g.add_argument("--max-n", type=positive_int, default=8)
-    g.add_argument("--min-length", type=positive_int, default=1)
+    g.add_argument("--max-n", type=positive_int, default=9, help="longest span in tokens (paper: k+1 = 9)")
+    g.add_argument("--min-length", type=positive_int, default=2, help="shortest span counted (paper: 2)")
+    g.add_argument(
+        "--keep-tail",
+        action="store_true",
+        help="also query the last max-n - 1 positions of each text (the paper skips them)",
+    )
+    g.add_argument(
+        "--empty-steps",
+        choices=("keep", "drop"),
+        default="keep",
+        help="keep: correlate over every step from first to last (paper); drop: only steps with documents",
+    )
+    g.add_argument(
+        "--max-occurrences",
+        type=positive_int,
+        default=None,
+        help="skip positions whose span occurs more often (like the paper's 10 ms lookup timeout)",
+    )
     g.add_argument("--permutations", type=positive_int, default=999)
     common(g, models=False)
     g.set_defaults(func=_cmd_ngram)

@@ -61,6 +61,7 @@ class PaperRun:
         self.seed = ctx.seed
         self.device = ctx.device
         self.dtype = ctx.dtype
+        self.scores_dir = ctx.cache_dir / "runs" / "palimpsest" / "scores"  # chunked, resumable, sharded
         self._losses: dict[str, np.ndarray] = {}
 
     @cached_property
@@ -82,7 +83,13 @@ class PaperRun:
             from reprokit.lm import load_lm
 
             lm = load_lm(name, device=self.device, dtype=self.dtype)
-            self._losses[name] = example_losses(lm, self.transcript, self.section.query, show_progress=True)
+            from palimpsest.scoring import Sharding
+
+            # under `accelerate launch` each process scores its shard; a rerun skips finished chunks
+            sharding = Sharding(work_dir=self.scores_dir)
+            self._losses[name] = example_losses(
+                lm, self.transcript, self.section.query, show_progress=True, sharding=sharding, desc=name
+            )
         return self._losses[name]
 
 

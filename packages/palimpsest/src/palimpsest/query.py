@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from palimpsest.scoring import Sharding, score_examples
 from palimpsest.transcript import Transcript, TranscriptError
 from reprokit.errors import ConfigError, DataError
 from reprokit.lm import LanguageModel, require_lm
-from reprokit.scoring import score_token_ids
 from reprokit.stats import (
     StatResult,
     blocked_spearman_permutation_test,
@@ -31,7 +32,18 @@ from reprokit.stats import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QueryConfig", "QueryResult", "example_losses", "query_test", "query_test_from_losses"]
+__all__ = [
+    "QueryConfig",
+    "QueryResult",
+    "QueryTrend",
+    "example_losses",
+    "loss_differences",
+    "plot_query",
+    "query_figure",
+    "query_test",
+    "query_test_from_losses",
+    "query_trend",
+]
 
 # Per-example arrays: not compared, not printed, left out of `to_dict()`.
 _ARRAY: dict[str, Any] = {"repr": False, "compare": False, "metadata": {"array": True}}
@@ -179,8 +191,14 @@ def example_losses(
     config: QueryConfig = QueryConfig(),
     *,
     show_progress: bool = False,
+    sharding: Sharding | None = None,
+    desc: str = "scoring",
 ) -> np.ndarray:
-    """Per-example loss of `lm` on the transcript: mean (or summed) NLL, after `prefix_tokens` tokens."""
+    """Per-example loss of `lm` on the transcript: mean (or summed) NLL, after `prefix_tokens` tokens.
+
+    Scored in chunks by `palimpsest.scoring.score_examples`: with a `sharding` work folder the chunks
+    are saved (an interrupted run resumes) and split over the processes of an `accelerate launch`.
+    """
     lm = require_lm(lm, "example_losses: lm")
     seqs = transcript.sequences_for(lm.tokenizer, retokenize=config.retokenize)
     bos = lm.tokenizer.bos_token_id
@@ -197,14 +215,16 @@ def example_losses(
             f"{config.prefix_tokens}-token "
             "prefix; lower QueryConfig.prefix_tokens or drop short examples."
         )
-    scores = score_token_ids(
+    scores = score_examples(
         lm,
         seqs,
-        prompt_lengths=[prefix] * len(seqs),
+        [prefix] * len(seqs),
+        sharding=Sharding() if sharding is None else sharding,
         batch_size=config.batch_size,
         show_progress=show_progress,
+        desc=desc,
     )
-    return scores.mean_nll if config.metric == "mean_nll" else -scores.sum_logprob
+    return scores.mean_nll if config.metric == "mean_nll" else scores.sum_nll
 
 
 def query_test(
@@ -215,18 +235,21 @@ def query_test(
     *,
     reference_name: str | None = None,
     show_progress: bool = False,
+    sharding: Sharding | None = None,
 ) -> QueryResult:
     """Score n sampled transcript examples under the suspect (and reference) and run the query test.
 
     `suspect` and `reference` are `reprokit.lm.LanguageModel`s, e.g. from `reprokit.lm.load_lm(path)`.
+    `sharding` splits the scoring over `accelerate launch` processes and saves it in resumable chunks.
     """
     suspect = require_lm(suspect, "suspect")
     reference = None if reference is None else require_lm(reference, "reference")
     sample = transcript.sample(config.n, seed=config.seed)
-    s_loss = example_losses(suspect, sample, config, show_progress=show_progress)
-    r_loss = (
-        None if reference is None else example_losses(reference, sample, config, show_progress=show_progress)
-    )
+    kwargs: dict[str, Any] = {"show_progress": show_progress, "sharding": sharding}
+    s_loss = example_losses(suspect, sample, config, desc="suspect", **kwargs)
+    r_loss = None
+    if reference is not None:
+        r_loss = example_losses(reference, sample, config, desc="reference", **kwargs)
     if reference is not None and reference_name is None:
         reference_name = reference.name or "reference"
     result = query_test_from_losses(
@@ -240,3 +263,93 @@ def query_test(
     )
     logger.info("query test: rho=%.4f log10 p=%.2f (n=%d)", result.statistic, result.log10_pvalue, result.n)
     return result
+
+
+# ------------------------------------------------------------------------------------------------ plot
+@dataclass(frozen=True)
+class QueryTrend:
+    """Least-squares line of the loss difference against position (per block when the run has stages),
+    and the mean difference in equal-count position bins: what the query plot draws."""
+
+    lines: tuple[tuple[float, float, float, float], ...]  # (slope, intercept, x_min, x_max) per block
+    bin_positions: np.ndarray = field(**_ARRAY)
+    bin_means: np.ndarray = field(**_ARRAY)
+    bin_errors: np.ndarray = field(**_ARRAY)
+
+
+def loss_differences(result: QueryResult) -> np.ndarray:
+    """What the statistic ranks: suspect minus reference loss per example (without one, the suspect's)."""
+    if result.reference_losses is None:
+        return result.suspect_losses
+    return result.suspect_losses - result.reference_losses
+
+
+def query_trend(result: QueryResult, *, bins: int = 20) -> QueryTrend:
+    """The fitted trend of the loss difference over training position, and binned means with s.e."""
+    pos, d = result.positions, loss_differences(result)
+    if pos.size < 3:
+        raise DataError(f"a trend needs at least 3 examples, got {pos.size}.")
+    blocks = np.zeros(pos.size) if result.blocks is None else result.blocks
+    lines = []
+    for b in np.unique(blocks):
+        x, y = pos[blocks == b], d[blocks == b]
+        if x.size < 2 or np.all(x == x[0]):
+            continue
+        slope, intercept = np.polyfit(x, y, 1)
+        lines.append((float(slope), float(intercept), float(x.min()), float(x.max())))
+    order = np.argsort(pos, kind="stable")
+    groups = np.array_split(order, min(bins, pos.size))
+    counts = np.array([g.size for g in groups])
+    bin_pos = np.array([pos[g].mean() for g in groups])
+    bin_mean = np.array([d[g].mean() for g in groups])
+    bin_err = np.array([d[g].std(ddof=1) / np.sqrt(g.size) if g.size > 1 else 0.0 for g in groups])
+    keep = counts > 0
+    return QueryTrend(tuple(lines), bin_pos[keep], bin_mean[keep], bin_err[keep])
+
+
+def query_figure(result: QueryResult, *, bins: int = 20, title: str | None = None) -> Any:
+    """The query plot: each example's loss difference against its training position, binned means, the
+    fitted trend line, and the test statistic and p-value in the title. Returns a matplotlib Figure."""
+    from reprokit.results import new_figure
+    from reprokit.stats import log10_p_to_str
+
+    pos, d = result.positions, loss_differences(result)
+    trend = query_trend(result, bins=bins)
+    fig, ax = new_figure(figsize=(7.5, 4.8), layout="constrained")
+    alpha = float(np.clip(300.0 / pos.size, 0.06, 0.6))
+    ax.scatter(pos, d, s=4, alpha=alpha, color="0.55", linewidths=0, rasterized=True, label="examples")
+    ax.errorbar(
+        trend.bin_positions,
+        trend.bin_means,
+        yerr=trend.bin_errors,
+        fmt="o",
+        ms=4,
+        color="tab:blue",
+        label=f"mean of {trend.bin_positions.size} position bins (± s.e.)",
+    )
+    for k, (slope, intercept, x0, x1) in enumerate(trend.lines):
+        xs = np.array([x0, x1])
+        label = f"least-squares trend ({slope * (x1 - x0):+.3g} from first to last)" if k == 0 else None
+        ax.plot(xs, slope * xs + intercept, color="tab:red", lw=2, label=label)
+    lo, hi = np.percentile(d, [1, 99])
+    lo, hi = min(lo, trend.bin_means.min()), max(hi, trend.bin_means.max())
+    pad = 0.1 * (hi - lo) if hi > lo else 1.0
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel("training position of the example")
+    ax.set_ylabel("suspect − reference loss" if result.reference_losses is not None else "suspect loss")
+    ref = f" vs reference {result.reference}" if result.reference else ""
+    stat = (
+        f"Spearman ρ = {result.statistic:+.4f}, one-sided p = {log10_p_to_str(result.log10_pvalue)}, "
+        f"n = {result.n}"
+    )
+    ax.set_title(f"{title or 'query test' + ref}\n{stat}", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_query(result: QueryResult, path: str | Path, *, bins: int = 20, title: str | None = None) -> Path:
+    """Write `query_figure(result)` atomically to `path` (png unless the suffix says otherwise)."""
+    from reprokit.results import save_figure
+
+    return save_figure(query_figure(result, bins=bins, title=title), path)

@@ -44,7 +44,7 @@ class TinySection:
     n_robustness_samples: int = 100
     token_grid: tuple[int, ...] = (100, 300, 1000, 3000, 10000)
     n_draws: int = 5
-    ngram_max_n: int = 8
+    ngram_max_n: int = 9  # the paper's longest span k + 1
     ngram_permutations: int = 499
 
     def __post_init__(self) -> None:

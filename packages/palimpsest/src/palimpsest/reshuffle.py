@@ -4,9 +4,17 @@ From the checkpoint before Alice's last phase, the phase is retrained once in th
 times in fresh random orders (one identical pipeline). Each candidate scores the suspect text (summed
 continuation log-probability, averaged over samples); under H0 the K+1 scores are exchangeable, so:
 
-- exact rank p = (1 + #{k : s_k >= s_0}) / (K + 1)   (valid always, never below 1/(K+1));
-- t-corrected p = P(T_{K-1} >= (s_0 - mean) / (sd_ddof1 * sqrt(1 + 1/K)))   (calibrated for Gaussian scores);
-- the paper's Gaussian approximation p = P(Z >= (s_0 - mean) / sd_ddof0)   (anti-conservative for small K).
+- exact rank p = (1 + #{k : s_k >= s_0}) / (K + 1): the primary p (`pvalue`), valid for any score
+  distribution, but never below 1/(K+1) (`min_pvalue`): K = 19 copies give at best 0.05;
+- t-corrected p = P(T_{K-1} >= (s_0 - mean) / (sd_ddof1 * sqrt(1 + 1/K))) (`t_corrected_pvalue`):
+  calibrated only when the scores are Gaussian; anti-conservative for heavy-tailed scores (about 0.02
+  false positives at alpha 0.01 with t(3) scores, K = 9 or 19);
+- the paper's Gaussian approximation p = P(Z >= (s_0 - mean) / sd_ddof0) (`normal_pvalue`):
+  anti-conservative for small K even with Gaussian scores.
+
+The standardised score ignores how much text was scored: once the text is long, the spread of the K
+copies' scores comes from the copies themselves (which documents each saw last), not from the text, so
+the t and Gaussian p-values stop falling with more text; only more retrains (K) lower the rank p's floor.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ReshuffleResult",
     "ReshuffleScores",
+    "reshuffle_pvalue_arrays",
     "reshuffle_pvalues",
     "reshuffle_test",
     "retrain_last_phase",
@@ -45,22 +54,94 @@ _LN10 = math.log(10.0)
 
 @dataclass(frozen=True)
 class ReshuffleResult:
-    """The three p-values of the reshuffle test (rank: exact; t: Gaussian-calibrated; normal: the paper's)."""
+    """The reshuffle test's p-values, primary first: the exact rank p, then the t-corrected and the paper's.
+
+    `pvalue` (exact rank) is valid whatever the score distribution and never below `min_pvalue` = 1/(K+1);
+    `t_corrected_pvalue` is calibrated for Gaussian scores only (anti-conservative for heavy tails);
+    `normal_pvalue` is the paper's Gaussian approximation (anti-conservative for small K).
+    """
 
     k: int
-    score_original: float
-    scores_reshuffled: tuple[float, ...] = field(repr=False)
-    rank_pvalue: float
-    t_pvalue: float
-    log10_t_pvalue: float
+    pvalue: float
+    log10_pvalue: float
+    min_pvalue: float
+    t_corrected_pvalue: float
+    log10_t_corrected_pvalue: float
     normal_pvalue: float
     log10_normal_pvalue: float
+    t_statistic: float
+    score_original: float
+    scores_reshuffled: tuple[float, ...] = field(repr=False)
     n_texts: int = 0
     n_tokens: int = 0
 
+    @property
+    def rank_pvalue(self) -> float:
+        """Alias of `pvalue` (the exact rank p), kept for callers of the first version."""
+        return self.pvalue
+
+    @property
+    def t_pvalue(self) -> float:
+        """Alias of `t_corrected_pvalue`, kept for callers of the first version."""
+        return self.t_corrected_pvalue
+
+    @property
+    def log10_t_pvalue(self) -> float:
+        """Alias of `log10_t_corrected_pvalue`, kept for callers of the first version."""
+        return self.log10_t_corrected_pvalue
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
+        """JSON-ready dict, the primary (exact rank) p first."""
         return asdict(self)
+
+
+def reshuffle_pvalue_arrays(
+    original: Sequence[float] | np.ndarray, reshuffled: Sequence[Sequence[float]] | np.ndarray
+) -> dict[str, np.ndarray]:
+    """Vectorised p-values of R reshuffle tests at once: `original` (R,) against `reshuffled` (R, K).
+
+    Returns arrays of shape (R,): `pvalue` (exact rank), `t_statistic`, `log10_t_corrected_pvalue` and
+    `log10_normal_pvalue` (NaN where K < 2 or the copies have no spread). Used by `reshuffle_pvalues`
+    and by calibration studies over many simulated nulls.
+    """
+    s = np.asarray(reshuffled, dtype=np.float64)
+    s = s.reshape(1, -1) if s.ndim == 1 else s
+    s0 = np.asarray(original, dtype=np.float64).reshape(-1)
+    if s.ndim != 2 or s0.size != s.shape[0]:
+        raise DataError(
+            f"one original score per row of reshuffled scores is needed; got {s0.size} original scores "
+            f"for reshuffled scores of shape {s.shape}."
+        )
+    n_tests, k = s.shape
+    if k < 1:
+        raise DataError(
+            "the reshuffle test needs K >= 1 reshuffled copies; retrain the last phase at least once."
+        )
+    if not (np.isfinite(s0).all() and np.isfinite(s).all()):
+        raise DataError("reshuffle scores must be finite; check the scored texts are not empty.")
+    rank_p = (1.0 + np.count_nonzero(s >= s0[:, None], axis=1)) / (k + 1.0)
+    t = np.full(n_tests, math.nan)
+    log_t = np.full(n_tests, math.nan)
+    log_n = np.full(n_tests, math.nan)
+    if k >= 2:
+        sd1 = s.std(axis=1, ddof=1)
+        ok = sd1 > 0
+        if not ok.all():
+            logger.warning("reshuffle test: copies with no spread; their t and normal p-values are NaN")
+        diff = s0[ok] - s[ok].mean(axis=1)
+        t[ok] = diff / (sd1[ok] * math.sqrt(1.0 + 1.0 / k))
+        log_n[ok] = scipy.stats.norm.logsf(diff / s[ok].std(axis=1, ddof=0))
+        log_t[ok] = scipy.stats.t.logsf(t[ok], k - 1)
+        far = ok & (log_t < -600.0)  # scipy's logsf underflows there: integrate the tail instead
+        log_t[far] = [t_logsf(float(x), k - 1) for x in t[far]]
+    else:
+        logger.warning("reshuffle test: K=%d copies give no spread; t and normal p-values are NaN", k)
+    return {
+        "pvalue": rank_p,
+        "t_statistic": t,
+        "log10_t_corrected_pvalue": log_t / _LN10,
+        "log10_normal_pvalue": log_n / _LN10,
+    }
 
 
 def reshuffle_pvalues(
@@ -70,35 +151,25 @@ def reshuffle_pvalues(
     n_texts: int = 0,
     n_tokens: int = 0,
 ) -> ReshuffleResult:
-    """Exact rank, t-corrected and Gaussian-approximation (paper) p-values of s_0 against K copies."""
+    """Exact rank p (primary), t-corrected p and the paper's Gaussian-approx. p of s_0 against K copies."""
     s = np.asarray(reshuffled_scores, dtype=np.float64).ravel()
-    k = s.size
-    if k < 1:
-        raise DataError(
-            "the reshuffle test needs K >= 1 reshuffled copies; retrain the last phase at least once."
-        )
     s0 = float(original_score)
-    if not math.isfinite(s0) or not np.isfinite(s).all():
-        raise DataError("reshuffle scores must be finite; check the scored texts are not empty.")
-    rank_p = (1.0 + float(np.count_nonzero(s >= s0))) / (k + 1.0)
-    if k >= 2 and float(np.std(s, ddof=1)) > 0:
-        sd1 = float(np.std(s, ddof=1))
-        t = (s0 - float(s.mean())) / (sd1 * math.sqrt(1.0 + 1.0 / k))
-        log_t = t_logsf(t, k - 1)
-        z = (s0 - float(s.mean())) / float(np.std(s, ddof=0))
-        log_n = float(scipy.stats.norm.logsf(z))
-    else:
-        logger.warning("reshuffle test: K=%d copies give no spread; t and normal p-values are NaN", k)
-        log_t = log_n = math.nan
+    p = reshuffle_pvalue_arrays([s0], s.reshape(1, -1))
+    rank_p = float(p["pvalue"][0])
+    log_t = float(p["log10_t_corrected_pvalue"][0])
+    log_n = float(p["log10_normal_pvalue"][0])
     return ReshuffleResult(
-        k=k,
+        k=s.size,
+        pvalue=rank_p,
+        log10_pvalue=math.log10(rank_p),
+        min_pvalue=1.0 / (s.size + 1.0),
+        t_corrected_pvalue=10.0**log_t,
+        log10_t_corrected_pvalue=log_t,
+        normal_pvalue=10.0**log_n,
+        log10_normal_pvalue=log_n,
+        t_statistic=float(p["t_statistic"][0]),
         score_original=s0,
         scores_reshuffled=tuple(float(x) for x in s),
-        rank_pvalue=rank_p,
-        t_pvalue=math.exp(log_t),
-        log10_t_pvalue=log_t / _LN10,
-        normal_pvalue=math.exp(log_n),
-        log10_normal_pvalue=log_n / _LN10,
         n_texts=n_texts,
         n_tokens=n_tokens,
     )
@@ -209,7 +280,7 @@ def reshuffle_test(
     prompts: Sequence[str] | Sequence[int] | None = None,
     batch_size: int = 32,
 ) -> ReshuffleResult:
-    """Score the suspect text under the K+1 candidates and return the three p-values."""
+    """Score the suspect text under the K+1 candidates: the exact rank p first, then the t and normal p."""
     return score_candidates(original, reshuffled, texts, prompts=prompts, batch_size=batch_size).test()
 
 

@@ -230,12 +230,17 @@ class Transcript:
         loss_columns: Sequence[str] | str | None = "loss_*",
         tokenizer: PreTrainedTokenizerBase | None = None,
         name: str = "transcript",
+        default_step_column: str | None = None,
     ) -> Transcript:
         """From a `datasets.Dataset` (the paper's `hij/sequence_samples` layout: `index`, `tokens`, `loss_*`).
 
-        A loss column holding per-token losses (lists) is reduced to its per-example mean.
+        A loss column holding per-token losses (lists) is reduced to its per-example mean. A `step_column`
+        that is absent is an error; without one, steps come from `default_step_column` when the dataset
+        has it (the n-gram test passes "step"), else they stay unknown.
         """
         cols = set(dataset.column_names)
+        if step_column is None and default_step_column in cols:
+            step_column = default_step_column
         tokens_column = tokens_column if tokens_column in cols else None
         if text_column is not None and text_column not in cols:
             raise TranscriptError(
