@@ -70,5 +70,6 @@ def test_load_mmlu_parquet(tmp_path) -> None:
         }
     ).to_parquet(path)
     (item,) = load_paper_task("mmlu", data_files=str(path))
-    assert item.question == "Subject: geography\nCapital of Norway?\nA. Oslo\nB. Rome\nC. Bern\nD. Riga"
-    assert item.answer == "A"
+    assert item.context == "Subject: geography\n"
+    assert item.question == "Capital of Norway?\nA. Oslo\nB. Rome\nC. Bern\nD. Riga"
+    assert item.answer == "A. Oslo"  # the official gold: letter and option text

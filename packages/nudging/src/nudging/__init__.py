@@ -17,6 +17,13 @@ __version__ = "0.1.0"
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "nudging.baselines": (
+            "BaselineOutput",
+            "ensemble_generate",
+            "proxy_tune_generate",
+            "urial_generate",
+            "urial_prompt",
+        ),
         "nudging.config": ("NudgingConfig",),
         "nudging.fast": ("nudge_fast",),
         "nudging.lockstep": ("nudge_batch",),
@@ -27,19 +34,36 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "base_prompt",
             "build_prompts",
             "nudger_prompt",
+            "task_prompts",
         ),
         "nudging.reference": ("nudge_reference",),
         "nudging.result": ("NudgeResult", "Segment"),
+        "nudging.server": ("ServedModel", "ServerError", "nudge_served", "nudge_served_batch"),
         "nudging.words": ("join_words", "split_words", "strip_trailing_repetitions"),
     },
 )
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from nudging.baselines import (
+        BaselineOutput,
+        ensemble_generate,
+        proxy_tune_generate,
+        urial_generate,
+        urial_prompt,
+    )
     from nudging.config import NudgingConfig
     from nudging.fast import nudge_fast
     from nudging.lockstep import nudge_batch
     from nudging.nudger import Nudger, nudge
-    from nudging.prompts import SYSTEM_PROMPT, NudgingPrompt, base_prompt, build_prompts, nudger_prompt
+    from nudging.prompts import (
+        SYSTEM_PROMPT,
+        NudgingPrompt,
+        base_prompt,
+        build_prompts,
+        nudger_prompt,
+        task_prompts,
+    )
     from nudging.reference import nudge_reference
     from nudging.result import NudgeResult, Segment
+    from nudging.server import ServedModel, ServerError, nudge_served, nudge_served_batch
     from nudging.words import join_words, split_words, strip_trailing_repetitions

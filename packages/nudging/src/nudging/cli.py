@@ -134,22 +134,23 @@ def _generate(args: argparse.Namespace, config: NudgingConfig, out: Path | None)
 
 
 def _eval(args: argparse.Namespace, config: NudgingConfig, out: Path | None) -> None:
-    from nudging.tasks import OpenAIJudge, load_paper_task, score
+    from nudging.tasks import OpenAIJudge, item_value, load_paper_task
 
     items = load_paper_task(args.task, n=args.n, data_files=args.data_files)
-    if args.judge_model is None and any(i.scoring == "judge" for i in items):
+    if args.judge_model is None and any(i.scoring in ("judge", "rating") for i in items):
         raise ConfigError(f"task {args.task!r} needs a judge; pass --judge-model (and --judge-base-url).")
     judge = OpenAIJudge(args.judge_model, base_url=args.judge_base_url) if args.judge_model else None
     nudger = _load_nudger(args, config)
     results = nudger.generate_batch(
         [i.question for i in items], batch_size=args.batch_size, show_progress=True
     )
-    correct = [score(i, r.text, judge) for i, r in zip(items, results, strict=True)]
+    values = [item_value(i, r.text, judge) for i, r in zip(items, results, strict=True)]
     share = sum(r.nudged_token_share for r in results) / max(1, len(results))
+    metric = "mean_rating" if any(i.scoring == "rating" for i in items) else "accuracy"  # just-eval: 1-5
     payload = {
         "task": args.task,
         "n": len(items),
-        "accuracy": sum(correct) / max(1, len(items)),
+        metric: sum(values) / max(1, len(items)),
         "nudged_token_share": share,
     }
     print(json.dumps(payload))

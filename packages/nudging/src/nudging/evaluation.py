@@ -21,8 +21,8 @@ import torch
 
 from nudging.config import NudgingConfig
 from nudging.nudger import Nudger
-from nudging.prompts import base_prompt, nudger_prompt
-from nudging.tasks import TaskItem, score
+from nudging.prompts import NudgingPrompt, base_prompt, task_prompts
+from nudging.tasks import TaskItem, item_value
 from reprokit.generation import generate_texts
 
 if TYPE_CHECKING:
@@ -49,7 +49,15 @@ class Family:
     small_aligned: LanguageModel
     large_aligned: LanguageModel
     gamma: float
-    small_base: LanguageModel | None = None  # tiny scale: the small model before alignment (knowledge)
+    small_base: LanguageModel | None = None  # the small model before alignment (tiny: knowledge probe;
+    # paper: the proxy-tuning anti-expert)
+    template: str = "chat"  # the aligned models' prompts: "chat" (tokenizer) or "official" (hand-written)
+    nudger_prefix: str | None = ""  # the question prefix in the aligned models' user turn (None: the item's
+    # own, as the official code; "" for models fine-tuned on bare questions, such as the tiny nudgers)
+
+    def prompts(self, item: TaskItem, tokenizer: Any) -> NudgingPrompt:
+        """Both prompts of `item` for this family (the base's plain prompt, the aligned models' chat)."""
+        return task_prompts(item, tokenizer, template=self.template, nudger_prefix=self.nudger_prefix)
 
 
 @dataclass
@@ -125,10 +133,14 @@ class NudgingSetup:
         """The section's `NudgingConfig` at `gamma`, sampling (if any) seeded with the run seed."""
         return dataclasses.replace(self.section.nudging, gamma=gamma, seed=self.seed)
 
-    def single(self, lm: LanguageModel, items: Sequence[TaskItem], *, chat: bool) -> SystemRun:
-        """Greedy decoding with one model: the plain prompt (base) or its chat template (aligned)."""
-        tok = lm.tokenizer
-        prompts = [nudger_prompt(tok, i.question) if chat else base_prompt(i.question) for i in items]
+    def single(
+        self, lm: LanguageModel, items: Sequence[TaskItem], *, chat: bool, family: Family | None = None
+    ) -> SystemRun:
+        """Greedy decoding with one model: the plain prompt (base) or its family's chat prompt (aligned)."""
+        fam = family or Family("", lm, lm, lm, 0.0)
+        prompts = [
+            fam.prompts(i, lm.tokenizer).nudger if chat else fam.prompts(i, lm.tokenizer).base for i in items
+        ]
         outs = generate_texts(
             lm,
             prompts,
@@ -137,7 +149,7 @@ class NudgingSetup:
             add_special_tokens=not chat,
         )
         return SystemRun(
-            outs, np.array([score(i, o, self.judge) for i, o in zip(items, outs, strict=True)], float)
+            outs, np.array([item_value(i, o, self.judge) for i, o in zip(items, outs, strict=True)], float)
         )
 
     def nudged(
@@ -148,15 +160,20 @@ class NudgingSetup:
         *,
         gamma: float,
         desc: str,
+        family: Family | None = None,
     ) -> SystemRun:
-        """Nudged decoding of every item (lock-step batches)."""
+        """Nudged decoding of every item (lock-step batches), with the nudging `family`'s prompts."""
         n = Nudger(base, nudger, self.nudging_config(gamma))
+        fam = family or Family("", base, nudger, nudger, gamma)
         res = n.generate_batch(
-            [i.question for i in items], batch_size=self.section.batch_size, show_progress=True, desc=desc
+            [fam.prompts(i, nudger.tokenizer) for i in items],
+            batch_size=self.section.batch_size,
+            show_progress=True,
+            desc=desc,
         )
         return SystemRun(
             [r.text for r in res],
-            np.array([score(i, r.text, self.judge) for i, r in zip(items, res, strict=True)], dtype=float),
+            np.array([item_value(i, r.text, self.judge) for i, r in zip(items, res, strict=True)], float),
             np.array([r.nudged_token_share for r in res]),
             np.array([r.nudged_word_share for r in res]),
         )
@@ -174,7 +191,8 @@ class NudgingSetup:
                     ("large_aligned", fam.large_aligned, True),
                 ):
                     runs[system][t] = self.stored(
-                        {**piece, "system": system}, functools.partial(self.single, lm, items, chat=chat)
+                        {**piece, "system": system},
+                        functools.partial(self.single, lm, items, chat=chat, family=fam),
                     )
                 runs["nudging"][t] = self.stored(
                     {**piece, "system": "nudging", "gamma": fam.gamma},
@@ -185,27 +203,64 @@ class NudgingSetup:
                         items,
                         gamma=fam.gamma,
                         desc=f"{fam.name} {t}",
+                        family=fam,
                     ),
                 )
+                for name in getattr(self.section, "baselines", ()):
+                    runs.setdefault(name, {})[t] = self.stored(
+                        {**piece, "system": name}, functools.partial(self.baseline, name, fam, items)
+                    )
             self._family_runs[fam.name] = runs
         return self._family_runs[fam.name]
+
+    def baseline(self, name: str, fam: Family, items: Sequence[TaskItem]) -> SystemRun:
+        """One of the paper's baselines on `items`: "ensemble" (base and small aligned distributions,
+        equal weights), "proxy_tuning" (base + small aligned - small base) or "urial" (the base model with
+        URIAL's in-context alignment prefix)."""
+        from nudging.baselines import ensemble_generate, proxy_tune_generate, urial_generate, urial_prompt
+
+        common = {
+            "max_new_tokens": self.section.nudging.max_new_tokens,
+            "batch_size": self.section.batch_size,
+        }
+        if name == "urial":
+            prompts = [urial_prompt(i.question, system=i.system, context=i.context) for i in items]
+            outs = urial_generate(fam.base, prompts, **common)
+        else:
+            pairs = [fam.prompts(i, fam.small_aligned.tokenizer) for i in items]
+            if name == "ensemble":
+                outs = ensemble_generate(fam.base, fam.small_aligned, pairs, template=fam.template, **common)
+            elif fam.small_base is None:
+                raise ValueError(f"family {fam.name!r} has no small base model (proxy tuning's anti-expert)")
+            else:
+                outs = proxy_tune_generate(
+                    fam.base, fam.small_aligned, fam.small_base, pairs, template=fam.template, **common
+                )
+        texts = [o.text for o in outs]
+        values = [item_value(i, t, self.judge) for i, t in zip(items, texts, strict=True)]
+        return SystemRun(texts, np.array(values, dtype=float))
 
     @functools.cached_property
     def cross_runs(self) -> dict[tuple[str, str], dict[str, SystemRun]]:
         """(base family, nudging family) -> task -> the base nudged by the other family's small model."""
+        from nudging.paper import cross_nudger_role
+
         out: dict[tuple[str, str], dict[str, SystemRun]] = {}
         for base_fam, nudge_fam in self.cross_pairs:
             runs = out.setdefault((base_fam.name, nudge_fam.name), {})
+            role = cross_nudger_role(base_fam.name, nudge_fam.name)  # e.g. Gemma-2 + OLMo-7B-instruct
             for t in self.section.cross_tasks:
                 runs[t] = self.stored(
-                    {"table": "cross", "base": base_fam.name, "nudger": nudge_fam.name, "task": t},
+                    {"table": "cross", "base": base_fam.name, "nudger": nudge_fam.name, "task": t}
+                    | ({"role": role} if role != "small_aligned" else {}),
                     functools.partial(
                         self.nudged,
                         base_fam.base,
-                        nudge_fam.small_aligned,
+                        getattr(nudge_fam, role),
                         self.tasks[t],
                         gamma=base_fam.gamma,
                         desc=f"{base_fam.name}+{nudge_fam.name} {t}",
+                        family=nudge_fam,
                     ),
                 )
         return out

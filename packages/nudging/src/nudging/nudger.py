@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from nudging._checks import Setup, check_pair, make_setups, resolve_prompt
 from nudging.config import NudgingConfig
@@ -62,13 +62,20 @@ class Nudger:
         *,
         dtype: str = "auto",
         device: str = "auto",
+        device_map: str | dict[str, Any] | None = None,
         **kwargs: object,
     ) -> Nudger:
-        """Load both models (hub ids or local folders; safetensors only) with `reprokit.lm.load_lm`."""
+        """Load both models (hub ids or local folders; safetensors only) with `reprokit.lm.load_lm`.
+
+        `device_map="auto"` spreads each model over every visible GPU (a 70B base model does not fit on
+        one); the models then sit on different devices, which is allowed since they only exchange text.
+        """
         from reprokit.lm import load_lm
 
-        base_lm = load_lm(base, dtype=dtype, device=device)
-        nudging_lm = load_lm(nudger, dtype=dtype, device=device)
+        base_lm = load_lm(base, dtype=dtype, device=device, device_map=device_map)
+        nudging_lm = load_lm(nudger, dtype=dtype, device=device, device_map=device_map)
+        if device_map is not None:
+            kwargs.setdefault("allow_mixed_devices", True)
         return cls(base_lm, nudging_lm, config, **kwargs)  # type: ignore[arg-type]
 
     def generate(self, prompt: str | NudgingPrompt, config: NudgingConfig | None = None) -> NudgeResult:

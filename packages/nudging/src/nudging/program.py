@@ -19,7 +19,7 @@ from nudging._cache import Logits
 from nudging._checks import Setup
 from nudging._lm import choose, token_texts
 from nudging.result import NudgeResult, Segment, StopReason, finalize
-from nudging.words import count_words, is_repeated_nudge, join_words, split_words, strip_trailing_repetitions
+from nudging.words import is_repeated_chunk, is_repeated_nudge, join_words, repetition_span, split_words
 from reprokit.lm import LanguageModel
 
 __all__ = ["Logits", "Program", "Query", "nudging_program"]
@@ -76,11 +76,12 @@ def nudging_program(setup: Setup, base: LanguageModel, nudger: LanguageModel) ->
         if token in base_eos:
             return True, None
         piece = token_texts(base_tokenizer, target, [token])[0]
-        if (piece and (" " + word).startswith(piece)) or p1 >= gamma:
+        if (" " + word).startswith(piece) or p1 >= gamma:  # an empty piece agrees, as in the official code
             return True, (token, piece)
         return False, None
 
-    text, segments, rounds, recent = "", [], 0, []
+    text, segments, rounds = "", [], 0
+    recent = [""]  # the official repeated-nudge counter starts from an empty previous nudge
     stop: StopReason
     while True:
         if rounds >= config.max_rounds:
@@ -174,57 +175,83 @@ def nudging_program(setup: Setup, base: LanguageModel, nudger: LanguageModel) ->
                 continue
             stop = "base_model_stop"
             break
-        # Stage 2: the base model writes while its top-1 probability stays >= gamma, in chunks that
-        # re-synchronise with the canonical tokenization (as the reference's separate calls do).
+        # Stage 2 (the official `complete_with_base`): the base model writes while its top-1 probability
+        # stays >= gamma, in chunks of `chunk` tokens that re-synchronise with the canonical tokenization
+        # (as the reference's separate calls do). The first chunk is the Stage-1 call's: its first token
+        # is accepted, the rest is read as a chunk of `chunk - 1` tokens.
         # Speculation: the rest of the look-ahead, in base tokens, is read in one pass; its logits are
         # used for as long as the base model writes the same tokens (the output does not change).
-        spec: list[int] | None = None
+        spec: list[list[int]] = []
         if config.verify_lookahead:
             rest = join_words(lead, words)[len(nudge) :]  # the look-ahead after the nudge
             if rest:
-                spec = base_ids(text + rest)
-        budget = max(1, config.max_new_tokens - base_len(text))
-        accepted, chunk_no, base_stop, pending = 0, 0, False, first
-        while True:
-            chunk_ids: list[int] = []
-            context = base_ctx  # the base model's ids at the start of this chunk
-            ended = eos = False
-            for i in range(chunk):
-                if pending is not None:
-                    token, p1 = pending[0], 1.0
-                    pending = None
-                else:
-                    ctx = context + chunk_ids
-                    if spec is not None and len(spec) > len(ctx) and spec[: len(ctx)] == ctx:
-                        logits = (yield from ask("base", spec, range(len(ctx) - 1, len(spec))))[len(ctx) - 1]
-                    else:
-                        spec = None
-                        logits = yield from next_logits("base", ctx)
-                    token, p1 = choose(logits, config, gen)
-                    if token in base_eos:
-                        eos = True
-                        break
-                if accepted >= budget or (not (chunk_no == 0 and i == 0) and p1 < gamma):
-                    ended = True
+                spec.append(base_ids(text + rest))
+
+        def base_step(ids: list[int], spec: list[list[int]] = spec) -> Program:
+            if spec and len(spec[0]) > len(ids) and spec[0][: len(ids)] == ids:
+                return (yield from ask("base", spec[0], range(len(ids) - 1, len(spec[0]))))[len(ids) - 1]
+            spec.clear()
+            return (yield from next_logits("base", ids))
+
+        left = config.max_new_tokens - base_len(text)  # official `max_completion_token`
+        budget = max(1, left)  # exact_length: the first token is always accepted
+        token, piece = first
+        text += piece
+        segments.append(Segment(piece, "base"))
+        written, accepted = piece, 1  # this round's base text (official `completion_base`)
+        context, size, chunk_no, base_stop = [*base_ctx, token], chunk - 1, 0, False
+        while (accepted < budget) if config.exact_length else (base_len(written) < left):
+            # One chunk: `size` tokens (an EOS ends it early), `cut` = how many are accepted. Tokens past
+            # the cut are read only while they could still make the chunk a repeat of `written`.
+            new: list[int] = []
+            cut: int | None = None
+            eos = False
+            while len(new) < size:
+                token, p1 = choose((yield from base_step(context + new)), config, gen)
+                if token in base_eos:
+                    eos = True
+                    if cut is None and p1 < gamma:
+                        cut = len(new)
                     break
-                chunk_ids.append(token)
-                accepted += 1
-            piece = "".join(token_texts(base_tokenizer, context, chunk_ids))
-            if config.min_repeat_words and count_words(piece) >= config.min_repeat_words and piece in text:
-                piece, ended = "", True
-            text += piece
-            segments.append(Segment(piece, "base"))
+                new.append(token)
+                if cut is None and (p1 < gamma or (config.exact_length and accepted + len(new) > budget)):
+                    cut = len(new) - 1
+                if cut is not None and (
+                    not config.stop_on_repeated_chunk
+                    or "".join(token_texts(base_tokenizer, context, new)) not in written
+                ):
+                    break
+            pieces = token_texts(base_tokenizer, context, new)
+            eos_hit = eos and cut in (None, len(new))
+            ended = True
+            if config.stop_on_repeated_chunk and (eos or len(new) == size) and "".join(pieces) in written:
+                pass  # the chunk repeats this round's base text: it adds nothing, the base run ends
+            else:
+                n_acc = len(new) if cut is None else cut
+                piece = "".join(pieces[:n_acc])
+                if not is_repeated_chunk(piece, text, config.min_repeat_words):
+                    text += piece
+                    written += piece
+                    accepted += n_acc
+                    segments.append(Segment(piece, "base"))
+                    # An EOS in the Stage-1 chunk does not end the run (the official code only checks
+                    # the finish reason of chunks it requested itself): the next chunk is requested.
+                    # A later chunk that adds no text would be asked again unchanged: end (only
+                    # reachable with stop_on_repeated_chunk off, where "" is not caught as a repeat).
+                    ended = cut is not None or (eos_hit and chunk_no > 0) or (chunk_no > 0 and not piece)
+            if eos_hit and not config.base_eos_hands_back:
+                base_stop = True
+                break
             if ended:
                 break
-            if eos:
-                base_stop = not config.base_eos_hands_back
-                break
             chunk_no += 1
-            base_ctx = base_ids(text)
+            context, size = base_ids(text), chunk
         if base_stop:
             stop = "base_model_stop"
             break
-    final = (
-        strip_trailing_repetitions(text, config.min_repetition_chars) if config.strip_repetitions else text
+    keep = (
+        repetition_span(text, config.repetition_search, config.min_repetition_chars)
+        if config.strip_repetitions
+        else None
     )
-    return finalize(segments, stop, rounds, base_tokenizer, strip_to=final)
+    return finalize(segments, stop, rounds, base_tokenizer, keep=keep)

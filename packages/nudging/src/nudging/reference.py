@@ -19,7 +19,7 @@ from nudging._lm import choose, token_texts
 from nudging.config import NudgingConfig
 from nudging.prompts import NudgingPrompt
 from nudging.result import NudgeResult, Segment, StopReason, finalize
-from nudging.words import count_words, is_repeated_nudge, join_words, split_words, strip_trailing_repetitions
+from nudging.words import is_repeated_chunk, is_repeated_nudge, join_words, repetition_span, split_words
 from reprokit.lm import LanguageModel
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class Completion:
     p1: tuple[float, ...]
     stopped: bool  # the model emitted EOS (finish_reason "stop")
     processed: int = 0  # tokens run through the model by this call (prompt + fed tokens)
+    eos_p1: float = 1.0  # the top-1 probability where the EOS was chosen (when `stopped`)
 
     @property
     def text(self) -> str:
@@ -55,11 +56,11 @@ def complete(
     cache, logits = out.cache, out.logits[0, -1]
     ids: list[int] = []
     p1s: list[float] = []
-    stopped = False
+    stopped, eos_p1 = False, 1.0
     while len(ids) < max_tokens:
         token, p1 = choose(logits, config, generator)
         if token in eos:
-            stopped = True
+            stopped, eos_p1 = True, p1
             break
         ids.append(token)
         p1s.append(p1)
@@ -71,7 +72,7 @@ def complete(
         cache, logits = out.cache, out.logits[0, -1]
     texts = token_texts(lm.tokenizer, prompt_ids, ids)
     processed = len(prompt_ids) + max(0, len(ids) - (0 if stopped else 1))
-    return Completion(tuple(ids), tuple(texts), tuple(p1s), stopped, processed)
+    return Completion(tuple(ids), tuple(texts), tuple(p1s), stopped, processed, eos_p1)
 
 
 def nudge_reference(
@@ -114,7 +115,8 @@ def run_reference(setup: Setup, base: LanguageModel, nudger: LanguageModel) -> N
         work["base_forward_tokens"] += c.processed
         return c
 
-    text, segments, rounds, recent = "", [], 0, []
+    text, segments, rounds = "", [], 0
+    recent = [""]  # the official repeated-nudge counter starts from an empty previous nudge
     stop: StopReason
     while True:
         if rounds >= config.max_rounds:
@@ -151,7 +153,7 @@ def run_reference(setup: Setup, base: LanguageModel, nudger: LanguageModel) -> N
                 takeover, k = True, kc
                 break
             piece = b.texts[0]
-            if (piece and (" " + words[kc]).startswith(piece)) or b.p1[0] >= gamma:
+            if (" " + words[kc]).startswith(piece) or b.p1[0] >= gamma:  # an empty piece agrees
                 takeover, k, first = True, kc, b
                 break
         if eos_reached:
@@ -173,35 +175,56 @@ def run_reference(setup: Setup, base: LanguageModel, nudger: LanguageModel) -> N
                 continue
             stop = "base_model_stop"
             break
-        # Stage 2: the base model writes while its top-1 probability stays >= gamma.
-        budget = max(1, config.max_new_tokens - base_len(text))
-        accepted, b, chunk_no, base_stop = 0, first, 0, False
-        while True:
-            n_acc, ended = 0, False
-            for i, p1 in enumerate(b.p1):
-                if accepted >= budget or (not (chunk_no == 0 and i == 0) and p1 < gamma):
-                    ended = True
+        # Stage 2 (the official `complete_with_base`): the base model writes while its top-1 probability
+        # stays >= gamma, one completion call of `chunk` tokens after another; the first chunk is the rest
+        # of the Stage-1 call, whose first token is accepted.
+        left = config.max_new_tokens - base_len(text)  # official `max_completion_token`
+        budget = max(1, left)  # exact_length: the first token is always accepted
+        text += first.texts[0]
+        segments.append(Segment(first.texts[0], "base"))
+        written, accepted = first.texts[0], 1  # this round's base text (official `completion_base`)
+        b, skip, chunk_no, base_stop = first, 1, 0, False
+        while (accepted < budget) if config.exact_length else (base_len(written) < left):
+            if chunk_no > 0:
+                b, skip = base_call(text), 0
+            texts, p1s = b.texts[skip:], b.p1[skip:]
+            cut = None  # how many of the chunk's tokens are accepted (None: all)
+            for i, p1 in enumerate(p1s):
+                if p1 < gamma or (config.exact_length and accepted + i + 1 > budget):
+                    cut = i
                     break
-                n_acc += 1
-                accepted += 1
-            piece = "".join(b.texts[:n_acc])
-            if config.min_repeat_words and count_words(piece) >= config.min_repeat_words and piece in text:
-                piece, ended = "", True
-            text += piece
-            segments.append(Segment(piece, "base"))
+            if cut is None and b.stopped and b.eos_p1 < gamma:
+                cut = len(texts)
+            eos_hit = b.stopped and cut in (None, len(texts))
+            n_acc = len(texts) if cut is None else cut
+            piece = "".join(texts[:n_acc])
+            ended = True
+            if config.stop_on_repeated_chunk and "".join(texts) in written:
+                pass  # the chunk repeats this round's base text: it adds nothing, the base run ends
+            elif not is_repeated_chunk(piece, text, config.min_repeat_words):
+                text += piece
+                written += piece
+                accepted += n_acc
+                segments.append(Segment(piece, "base"))
+                # The official code checks the finish reason only of the chunks it requested in this
+                # loop, so an EOS in the Stage-1 chunk does not end the run.
+                # A later chunk that adds no text would be asked again unchanged: end (only reachable
+                # with stop_on_repeated_chunk off, where "" is not caught as a repeat).
+                ended = cut is not None or (eos_hit and chunk_no > 0) or (chunk_no > 0 and not piece)
+            if eos_hit and not config.base_eos_hands_back:
+                base_stop = True
+                break
             if ended:
                 break
-            if b.stopped:
-                base_stop = not config.base_eos_hands_back
-                break
             chunk_no += 1
-            b = base_call(text)
         if base_stop:
             stop = "base_model_stop"
             break
-    final = (
-        strip_trailing_repetitions(text, config.min_repetition_chars) if config.strip_repetitions else text
+    keep = (
+        repetition_span(text, config.repetition_search, config.min_repetition_chars)
+        if config.strip_repetitions
+        else None
     )
-    result = finalize(segments, stop, rounds, base.tokenizer, strip_to=final)
+    result = finalize(segments, stop, rounds, base.tokenizer, keep=keep)
     result.info.update(work)
     return result

@@ -26,6 +26,10 @@ from reprokit.reproduce import Experiment, PaperSpec, RunContext
 __all__ = ["SPEC", "Evaluation", "PaperSection", "ReproduceConfig", "TinySection", "setup"]
 
 
+#: The paper's baselines that Table 1 can add (see `nudging.baselines`).
+BASELINES = ("ensemble", "proxy_tuning", "urial")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What both scales evaluate and how: tasks, decoding (`nudging`: gamma, answer length), the
@@ -44,8 +48,14 @@ class Evaluation:
     sweep_n: int = 15
     uncertainty_n: int = 30
     n_bootstrap: int = 1000
+    baselines: tuple[str, ...] = ("ensemble", "proxy_tuning", "urial")
+    """The paper's baselines, extra rows of Table 1: the ensemble of base and small aligned next-token
+    distributions, proxy tuning (base + small aligned - small base) and URIAL in-context alignment."""
 
     def __post_init__(self) -> None:
+        bad_baselines = [b for b in self.baselines if b not in BASELINES]
+        if bad_baselines:
+            raise ValueError(f"unknown baselines {bad_baselines}; choose from {list(BASELINES)}")
         if self.nudging.seed != 0:
             raise ValueError("nudging.seed is not used: sampling follows --seed; remove the key")
         for name in ("n_seeds", "batch_size", "sweep_n", "uncertainty_n", "n_bootstrap"):
@@ -110,7 +120,7 @@ class PaperSection(Evaluation):
     """(base family, nudging family) pairs of the cross-family table."""
     n: int | None = 1000
     """Items per task (a random subset seeded like the official loader); None: every item."""
-    judge_model: str | None = "gpt-4o-mini"
+    judge_model: str | None = "paper"  # per task as in the paper: GPT-4o for coin_flip and just-eval
     judge_base_url: str | None = None
 
     def __post_init__(self) -> None:

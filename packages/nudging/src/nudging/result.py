@@ -23,7 +23,8 @@ class Segment:
 
 @dataclass(frozen=True)
 class NudgeResult:
-    """One nudged answer: `text` is the concatenation of `segments` (after repetition stripping)."""
+    """One nudged answer: `text` is the concatenation of `segments` (after the official post-processing:
+    surrounding whitespace and repeated trailing suffixes stripped, see `NudgingConfig.strip_repetitions`)."""
 
     text: str
     segments: tuple[Segment, ...]
@@ -61,9 +62,10 @@ def finalize(
     n_rounds: int,
     base_tokenizer: PreTrainedTokenizerBase,
     *,
-    strip_to: str | None = None,
+    keep: tuple[int, int] | None = None,
 ) -> NudgeResult:
-    """Merge adjacent same-source segments, cut them to `strip_to` (the stripped text), measure shares."""
+    """Merge adjacent same-source segments, cut them to the text span `keep` (the post-processed answer,
+    `nudging.words.repetition_span`), measure the nudged shares."""
     merged: list[Segment] = []
     for seg in segments:
         if not seg.text:
@@ -73,16 +75,17 @@ def finalize(
         else:
             merged.append(seg)
     text = "".join(s.text for s in merged)
-    if strip_to is not None and strip_to != text:
-        if not text.startswith(strip_to):
-            raise AssertionError("repetition stripping must only remove a suffix")
-        kept, left = [], len(strip_to)
+    if keep is not None and keep != (0, len(text)):
+        start, end = keep
+        if not 0 <= start <= end <= len(text):
+            raise AssertionError(f"the kept span {keep} is not inside the answer of {len(text)} characters")
+        kept, pos = [], 0
         for seg in merged:
-            if left <= 0:
-                break
-            kept.append(Segment(seg.text[:left], seg.source))
-            left -= len(seg.text)
-        merged, text = kept, strip_to
+            lo, hi = max(start, pos), min(end, pos + len(seg.text))
+            if lo < hi:
+                kept.append(Segment(seg.text[lo - pos : hi - pos], seg.source))
+            pos += len(seg.text)
+        merged, text = kept, text[start:end]
     word_total = count_words(text)
     counted = (
         merged[:-1]
