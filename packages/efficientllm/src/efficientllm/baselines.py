@@ -211,8 +211,9 @@ def shape_of(model: nn.Module) -> dict[str, Any]:
     }
 
 
-def _source_shape(config: PretrainedConfig) -> dict[str, Any]:
-    """`shape_of` a meta one-layer model of `config` (biases, head_dim, eps); widths from the config."""
+def source_shape(config: PretrainedConfig) -> dict[str, Any]:
+    """The widths of a stock `config`'s model without building it (`shape_of` of a meta one-layer model for
+    biases, head_dim and eps; the widths from the config)."""
     small = config.__class__(**{**config.to_dict(), "num_hidden_layers": 1})
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(small)
@@ -239,7 +240,7 @@ def _layers(shape: Mapping[str, Any]) -> tuple[LayerWidths, ...]:
 
 def _model_shape(source_config: PretrainedConfig, shape: Mapping[str, Any]) -> ModelShape:
     complete = set(shape) >= _SHAPE_KEYS  # e.g. from `shape_of`: no need to rebuild the source
-    full = dict(shape) if complete else {**_source_shape(source_config), **shape}
+    full = dict(shape) if complete else {**source_shape(source_config), **shape}
     return ModelShape(
         model_type=str(getattr(source_config, "model_type", "")),
         hidden_size=int(full["hidden_size"]),

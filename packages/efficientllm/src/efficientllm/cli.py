@@ -365,44 +365,21 @@ def _finished(out: Path, train: Any, prune: Any) -> bool:
     return (out / MODEL_DIR / "config.json").is_file()
 
 
-def _adopt_new_lr(checkpoint: Path, train: Any) -> float | None:
-    """Let a run resume with another --lr (after a divergence): when the checkpoint's config differs from
-    `train` only in lr, it is updated to the new lr. Returns the old lr when it changed."""
-    from reprokit.results import atomic_write_json
-
+def _saved_lr(checkpoint: Path) -> float | None:
+    """The learning rate the checkpoint in `checkpoint` was trained with (None without one)."""
     meta = _read_json(checkpoint / "state.json")
-    if meta is None or not isinstance(meta.get("config"), dict):
-        return None
-    saved = dict(meta["config"])
-    mine = train.to_dict()
-    ignore = ("checkpoint_every", "log_every", "lr")
-    if saved.get("lr") == mine["lr"] or any(saved.get(k) != mine[k] for k in mine if k not in ignore):
-        return None
-    old = float(saved["lr"])
-    meta["config"] = {**saved, "lr": mine["lr"]}
-    meta.setdefault("lr_changes", []).append({"step": meta.get("step"), "from": old, "to": mine["lr"]})
-    atomic_write_json(checkpoint / "state.json", meta)
-    return old
+    config = meta.get("config") if meta is not None else None
+    return float(config["lr"]) if isinstance(config, dict) and "lr" in config else None
 
 
 def _source_params(model: Any, prune: Any) -> int:
-    """The parameters of the model (tied weights once); a `ConfigError` when the pruning target is larger
-    than the model (in the pruner's counting), before any training."""
-    from efficientllm.groups import find_groups
-    from efficientllm.state import PruningState
+    """The parameters of the model (tied weights once); a `ConfigError` when the pruning target is outside
+    what the model can be pruned to (the `Pruner`'s own checks), before anything is written."""
+    if prune is not None:
+        from efficientllm.schedule import Pruner
 
-    total = sum(p.numel() for p in model.parameters())
-    if prune is None:
-        return total
-    space = find_groups(model, heads=prune.heads)
-    counted = space.live_params(PruningState.full(space), embeddings=prune.count_embeddings)
-    target = prune.target_params if prune.target_params is not None else round(prune.target_ratio * counted)
-    if target > counted:
-        raise ConfigError(
-            f"--target-params {target:,} is larger than the model ({counted:,} parameters, counted with "
-            f"count_embeddings={prune.count_embeddings}); pass a smaller target, or --target-ratio."
-        )
-    return total
+        Pruner(model, prune)  # raises on a target above the source or below the smallest model; no change
+    return sum(p.numel() for p in model.parameters())  # parameters() yields a tied weight once
 
 
 def _diverged(err: FloatingPointError, out: Path, train: Any) -> TrainingDivergedError:
@@ -500,8 +477,8 @@ def _cmd_prune_train(args: argparse.Namespace) -> None:
                 shutil.rmtree(out / name, ignore_errors=True)
             (out / TRAIN_FILE).unlink(missing_ok=True)
         elif mode == "resume" and hasattr(args, "lr"):
-            old = _adopt_new_lr(out / CHECKPOINT_DIR, train)
-            if old is not None:
+            old = _saved_lr(out / CHECKPOINT_DIR)
+            if old is not None and old != train.lr:  # prune_train takes it over (allow_lr_change)
                 print(f"resuming with lr {train.lr:g} (the checkpoint was trained with lr {old:g})")
         with atomic_directory(out / SOURCE_DIR, replace=True) as tmp:
             model.config.save_pretrained(tmp)
@@ -518,6 +495,7 @@ def _cmd_prune_train(args: argparse.Namespace) -> None:
             prune=prune,
             output_dir=out,
             resume=mode == "resume",
+            allow_lr_change=hasattr(args, "lr"),
             accelerator=accelerator,
             stop_at=args.stop_at,
         )

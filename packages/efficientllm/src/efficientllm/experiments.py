@@ -31,6 +31,7 @@ from efficientllm.evaluation import MCItem, multiple_choice, perplexity
 from efficientllm.schedule import PruneConfig
 from efficientllm.training import PruneTrainConfig, prune_train
 from reprokit.results import new_figure
+from reprokit.zoo import count_parameters
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -125,10 +126,6 @@ def _lm(model: nn.Module, tokenizer: Any) -> LanguageModel:
     return LanguageModel(model.eval(), tokenizer)
 
 
-def _count(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
 class EfficientRun:
     """One seed's experiment: every arm computed once (saved as it finishes), shared by the tables."""
 
@@ -191,14 +188,15 @@ class EfficientRun:
         curve: list[dict[str, Any]] = []
         steps, wall = 0, 0.0
         for part in parts:
-            history = part["curve"] if isinstance(part, Mapping) else part.history
-            for h in history:
+            if not isinstance(part, Mapping):  # a TrainResult: the same three fields as a record
+                part = {"curve": part.history, "steps": part.step, "wall_time_s": part.wall_time_s}
+            for h in part["curve"]:
                 curve.append({"step": steps + h["step"], "loss": h["loss"], "params": h["params"]})
-            steps += part["steps"] if isinstance(part, Mapping) else part.step
-            wall += part["wall_time_s"] if isinstance(part, Mapping) else part.wall_time_s
+            steps += part["steps"]
+            wall += part["wall_time_s"]
         return {
             "label": label,
-            "params": _count(model),
+            "params": count_parameters(model),
             "steps": steps,
             "tokens": steps * self.tokens_per_step,
             "scores": scores,
@@ -296,7 +294,7 @@ class EfficientRun:
         return self._piece("one-shot", compute)
 
     def _two_phases(self, model: nn.Module, label: str, piece: str) -> dict[str, Any]:
-        self.ctx.log("training %s (%s parameters)", label, f"{_count(model):,}")
+        self.ctx.log("training %s (%s parameters)", label, f"{count_parameters(model):,}")
         first = self._train(model, "phase1", piece)
         second = self._train(first.model.train(), "phase2", piece)
         from efficientllm.baselines import shape_of
@@ -337,10 +335,10 @@ class EfficientRun:
 
     @cached_property
     def source_widths(self) -> dict[str, Any]:
-        """The dense source's widths (for pruned shares)."""
-        from efficientllm.baselines import shape_of
+        """The dense source's widths (for pruned shares), from its config: no weights are loaded."""
+        from efficientllm.baselines import source_shape
 
-        return _widths(shape_of(self.source.source()))
+        return _widths(source_shape(self.source.source_config()))
 
 
 def _widths(shape: Mapping[str, Any]) -> dict[str, Any]:
@@ -470,7 +468,8 @@ def _size_curve(stage: Mapping[str, Any], source_params: int, tokens_per_step: i
 def figure_size_vs_tokens(run: EfficientRun, section: Any) -> Figure:
     """Figure 1(c) analogue: model size against pruning tokens for N = every (main) and N = 1."""
     fig, ax = new_figure(figsize=(6, 4))
-    source_params = run.pruning_stage()["events"][0]["params_before"] if run.pruning_stage()["events"] else 0
+    events = run.pruning_stage()["events"]
+    source_params = events[0]["params_before"] if events else 0
     arms = [(None, f"N = {section.prune.every}")]
     if "every_1" in section.ablations and section.prune.every != 1:
         arms.append(("every_1", "N = 1"))

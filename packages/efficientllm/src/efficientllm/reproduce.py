@@ -161,38 +161,35 @@ def setup(section: TinySection | PaperSection, ctx: RunContext) -> ex.EfficientR
     return ex.EfficientRun(section, TinySource(tiny, section.eval_batch_size), ctx)
 
 
-def _table(name: str, caption: str, *keys: str) -> Experiment:
-    return Experiment(name, getattr(ex, name), caption, keys=keys)
-
-
-def _figure(name: str) -> Experiment:
-    return Experiment(name, getattr(ex, name), kind="figure")
-
-
 EXPERIMENTS = [
-    _table(
+    Experiment.table_from(
+        ex,
         "table_main",
         "Table 2 analogue: every method at the same final size and the same tokens after the source; "
         "zero-shot accuracy per task, the average of the common-sense tasks (the knowledge test excluded, "
         "as the paper's Avg. excludes MMLU), held-out perplexity.",
         "method",
     ),
-    _table("table_scaling", "The pruned model after 0x, 1x and more continued-training tokens.", "stage"),
-    _table(
+    Experiment.table_from(
+        ex, "table_scaling", "The pruned model after 0x, 1x and more continued-training tokens.", "stage"
+    ),
+    Experiment.table_from(
+        ex,
         "table_ablations",
         "Ablations of the pruning-aware stage, each after 1x continued training.",
         "variant",
         "description",
     ),
-    _table(
+    Experiment.table_from(
+        ex,
         "table_pruning_order",
         "When each type was first pruned (tokens) and the share of it pruned, per variant.",
         "variant",
         "type",
     ),
-    _figure("figure_size_vs_tokens"),
-    _figure("figure_pruned_share"),
-    _figure("figure_training_curves"),
+    Experiment.figure_from(ex, "figure_size_vs_tokens"),
+    Experiment.figure_from(ex, "figure_pruned_share"),
+    Experiment.figure_from(ex, "figure_training_curves"),
 ]
 
 SPEC = PaperSpec(

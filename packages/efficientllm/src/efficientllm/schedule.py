@@ -284,6 +284,12 @@ class Pruner:
             self.target = int(config.target_params)
         else:
             self.target = round(float(config.target_ratio or 1.0) * self.source_params)
+        if self.target > self.source_params:
+            raise ConfigError(
+                f"the pruning target ({self.target:,} parameters) is larger than the model "
+                f"({self.source_params:,}, counted with count_embeddings={config.count_embeddings}); "
+                "lower target_params or use target_ratio."
+            )
         smallest = smallest_params(self.space, self.state, config)
         if self.target < smallest:
             r = config.round_to

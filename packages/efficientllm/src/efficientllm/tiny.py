@@ -10,7 +10,6 @@ interrupted one leaves no half model.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import tempfile
@@ -119,7 +118,8 @@ class TinySetup:
         picked = rng.choice(len(blocks), size=min(n_sequences, len(blocks)), replace=False)
         return [torch.from_numpy(blocks[i : i + 1].copy()) for i in sorted(picked)]
 
-    def _source_key(self) -> str:
+    def _source_parts(self) -> dict:
+        """What the pretrained source depends on: config, seed, tokenizer, code and library versions."""
         import torch
         import transformers
 
@@ -127,7 +127,7 @@ class TinySetup:
         from reprokit.results import code_fingerprint
         from reprokit.tokenizer import tokenizer_fingerprint
 
-        described = {
+        return {
             "config": dataclasses.asdict(self.config),
             "seed": self.seed,
             "tokenizer": tokenizer_fingerprint(self.tokenizer),
@@ -135,17 +135,16 @@ class TinySetup:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         }
-        text = json.dumps(described, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     @cached_property
     def source_folder(self) -> Path:
         """The pretrained source's folder (safetensors + tokenizer), trained now unless cached."""
         from transformers import AutoModelForCausalLM
 
-        from reprokit.results import atomic_directory, atomic_write_json
+        from reprokit.results import ResumeStore, atomic_directory, atomic_write_json
 
-        folder = self.cache_dir / "efficientllm" / f"source-{self._source_key()}"
+        key = ResumeStore(self.cache_dir / "efficientllm").path(self._source_parts()).stem
+        folder = self.cache_dir / "efficientllm" / f"source-{key}"
         if (folder / "pretrain.json").is_file():
             logger.info("source model loaded from the cache: %s", folder)
             return folder

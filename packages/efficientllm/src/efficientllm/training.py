@@ -58,6 +58,7 @@ from efficientllm.state import PruningState
 from reprokit.errors import ConfigError, DataError
 from reprokit.progress import progress
 from reprokit.results import atomic_directory, atomic_write_json
+from reprokit.zoo import count_parameters
 
 __all__ = ["CHECKPOINT_DIR", "PruneTrainConfig", "TrainResult", "lr_at", "pack_blocks", "prune_train"]
 
@@ -256,10 +257,6 @@ def _make_optimizer(model: nn.Module, config: PruneTrainConfig) -> torch.optim.A
     )
 
 
-def _count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())  # parameters() yields tied weights once
-
-
 def _seed_step(seed: int, step: int) -> None:
     """Python's and numpy's global RNGs from (seed, step): exact resume without saving their state."""
     derived = (seed * 1_000_003 + step) % (2**32)
@@ -336,12 +333,15 @@ def prune_train(
     resume: bool = True,
     accelerator: Any = None,
     stop_at: int | None = None,
+    allow_lr_change: bool = False,
 ) -> TrainResult:
     """Train `model` (pruning it with `prune`, or plainly when None) for `config.steps` steps; resumable.
 
     With `resume`, a checkpoint in ``output_dir/checkpoint`` is continued (pass the same source-shaped
     model and data as the first call). `stop_at` ends this call after that step (with a checkpoint), as a
-    preemption would; the final compaction then waits for the run's end. Writes ``output_dir/train.json``.
+    preemption would; the final compaction then waits for the run's end. `allow_lr_change` lets a resumed
+    run take a new `config.lr` (e.g. after a divergence; recorded as ``lr_changes``). Writes
+    ``output_dir/train.json``.
     """
     from accelerate import Accelerator
 
@@ -364,10 +364,15 @@ def prune_train(
     step, pos, history, window, tokens, elapsed = 0, [0, 0], [], [], 0, 0.0
     resumed_from = None
     saved_train = None
+    lr_changes: list[dict[str, Any]] = []
     if resume and (ckpt / "state.json").is_file():
         meta = json.loads((ckpt / "state.json").read_text())
-        mine = {k: v for k, v in config.to_dict().items() if k not in _RESUME_IGNORES}
-        theirs = {k: v for k, v in meta["config"].items() if k not in _RESUME_IGNORES}
+        ignores = (*_RESUME_IGNORES, "lr") if allow_lr_change else _RESUME_IGNORES
+        mine = {k: v for k, v in config.to_dict().items() if k not in ignores}
+        theirs = {k: v for k, v in meta["config"].items() if k not in ignores}
+        lr_changes = list(meta.get("lr_changes", []))
+        if meta["config"]["lr"] != config.lr:
+            lr_changes.append({"step": int(meta["step"]), "from": meta["config"]["lr"], "to": config.lr})
         if (
             mine != theirs
             or (meta["prune"] is None) != (prune is None)
@@ -391,13 +396,7 @@ def prune_train(
         if saved_train is not None:
             pruner = Pruner.from_state_dict(raw_model, json.loads((ckpt / "pruner.json").read_text()))
         else:
-            pruner = Pruner(raw_model, prune)
-            if pruner.target > pruner.source_params:
-                raise ConfigError(
-                    f"the pruning target ({pruner.target:,} parameters) is larger than the model "
-                    f"({pruner.source_params:,}, counted with count_embeddings={prune.count_embeddings}); "
-                    "lower target_params or use target_ratio."
-                )
+            pruner = Pruner(raw_model, prune)  # refuses a target outside [smallest model, source]
     raw_model.train()
     optimizer = _make_optimizer(raw_model, config)
     if saved_train is not None:
@@ -460,7 +459,7 @@ def prune_train(
                     "tokens": tokens,
                     "loss": sum(window) / len(window),
                     "lr": lr,
-                    "params": pruner.params if pruner is not None else _count_params(raw_model),
+                    "params": pruner.params if pruner is not None else count_parameters(raw_model),
                 }
             )
             window = []
@@ -474,6 +473,7 @@ def prune_train(
                 "window": window,
                 "tokens_seen": tokens,
                 "wall_time_s": elapsed + time.perf_counter() - t0,
+                "lr_changes": lr_changes,
             }
             if acc.is_main_process:
                 _save_checkpoint(ckpt, raw_model, raw_opt, pruner, meta)
@@ -490,7 +490,7 @@ def prune_train(
         events=[e.to_dict() for e in pruner.history] if pruner is not None else [],
         tokens_seen=tokens,
         wall_time_s=elapsed + time.perf_counter() - t0,
-        final_params=_count_params(raw_model),
+        final_params=count_parameters(raw_model),
         step=step,
         complete=complete,
         config=config,
@@ -498,6 +498,7 @@ def prune_train(
         widths=pruner.state.widths() if pruner is not None else None,
         stop_reason=pruner.stop_reason if pruner is not None else None,
         resumed_from=resumed_from,
+        extra={"lr_changes": lr_changes} if lr_changes else {},
     )
     if acc.is_main_process:
         atomic_write_json(out / "train.json", result.to_dict())

@@ -125,28 +125,32 @@ def setup(section: TinySection | PaperSection, ctx: RunContext) -> ex.AmnesiaRun
     return ex.AmnesiaRun(section, tiny, ctx, work_dir=work)
 
 
-def _table(name: str, caption: str, *keys: str) -> Experiment:
-    return Experiment(name, getattr(ex, name), caption, keys=keys)
-
-
-def _figure(name: str) -> Experiment:
-    return Experiment(name, getattr(ex, name), kind="figure")
-
-
 EXPERIMENTS = [
-    _table("table_trace_summary", "Facts traced, p(answer) and the MLP effect's concentration.", "model"),
-    _table("table_trace", "Mean indirect effect by token role and layer.", "model", "kind", "role"),
-    _figure("figure_trace_aggregate"),
-    _figure("figure_trace_example"),
-    _figure("figure_trace_second"),
-    _table("table_main", "SemEval-2025 Task 4 scores per method (final: mean of the other three).", "method"),
-    _table("table_subtasks", "The 12 per-task means (raw; forget ones enter inverted).", "method"),
-    _table("table_ablation_layers", "Which layers: traced against untraced.", "layers"),
-    _table("table_ablation_kind", "Which module kind of the traced layers.", "module_kind"),
-    _table("table_ablation_alpha", "Adaptive against fixed retain weight.", "alpha"),
-    _table("table_ablation_epochs", "Constrained unlearning by epochs.", "epochs"),
-    _table("table_cost", "Trainable share, wall time and peak memory per method.", "method"),
-    _figure("figure_unlearning_curves"),
+    Experiment.table_from(
+        ex, "table_trace_summary", "Facts traced, p(answer) and the MLP effect's concentration.", "model"
+    ),
+    Experiment.table_from(
+        ex, "table_trace", "Mean indirect effect by token role and layer.", "model", "kind", "role"
+    ),
+    Experiment.figure_from(ex, "figure_trace_aggregate"),
+    Experiment.figure_from(ex, "figure_trace_example"),
+    Experiment.figure_from(ex, "figure_trace_second"),
+    Experiment.table_from(
+        ex, "table_main", "SemEval-2025 Task 4 scores per method (final: mean of the other three).", "method"
+    ),
+    Experiment.table_from(
+        ex, "table_subtasks", "The 12 per-task means (raw; forget ones enter inverted).", "method"
+    ),
+    Experiment.table_from(ex, "table_ablation_layers", "Which layers: traced against untraced.", "layers"),
+    Experiment.table_from(
+        ex, "table_ablation_kind", "Which module kind of the traced layers.", "module_kind"
+    ),
+    Experiment.table_from(ex, "table_ablation_alpha", "Adaptive against fixed retain weight.", "alpha"),
+    Experiment.table_from(ex, "table_ablation_epochs", "Constrained unlearning by epochs.", "epochs"),
+    Experiment.table_from(
+        ex, "table_cost", "Trainable share, wall time and peak memory per method.", "method"
+    ),
+    Experiment.figure_from(ex, "figure_unlearning_curves"),
 ]
 
 SPEC = PaperSpec(

@@ -104,6 +104,16 @@ class Experiment:
     keys: tuple[str, ...] | None = None
     scales: tuple[str, ...] = ("tiny", "paper")
 
+    @classmethod
+    def table_from(cls, module: Any, name: str, caption: str, *keys: str) -> Experiment:
+        """The table made by ``module.<name>``, its rows identified by `keys`."""
+        return cls(name, getattr(module, name), caption, keys=keys)
+
+    @classmethod
+    def figure_from(cls, module: Any, name: str) -> Experiment:
+        """The figure drawn by ``module.<name>``."""
+        return cls(name, getattr(module, name), kind="figure")
+
 
 @dataclass(frozen=True)
 class PaperSpec:
