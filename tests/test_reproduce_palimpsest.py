@@ -71,11 +71,18 @@ def test_reproduce_palimpsest_smoke(tmp_path: Path) -> None:
     fpr = next(c for c in claims if c["id"] == "null_fpr")
     low, high = fpr["interval"]
     assert low <= fpr["measured"] <= high and fpr["method"] == "exact binomial"
+    assert {c["id"] for c in claims if c["sanity"]} == {"null_uniform", "null_fpr"}  # not paper claims
+    ngram = pd.read_csv(out / "table_ngram_tokens.csv")
+    assert {"perm_p", "perm_p_single"} <= set(ngram.columns)
+    sweep = pd.read_csv(out / "table_finetune_robustness.csv").set_index("suspect")
+    assert sweep.loc["ft-lr0.1-tok0.05", "lr_fraction"] == pytest.approx(0.1)
+    assert 0.02 < sweep.loc["ft-lr1-tok0.5", "token_fraction"] < 1.0
     t = next(c for c in claims if c["id"] == "reference_gain")
     assert t["measured"] == pytest.approx(sum(t["per_seed"]) / 2)
 
     report = (out / "REPORT.md").read_text()
     assert "Ours vs paper" in report and "mean over 2 independent seeds" in report
+    assert "**Sanity checks**" in report
     assert "shared/papers" not in report
 
 

@@ -427,3 +427,18 @@ def test_every_bad_model_folder_of_the_test_helper_is_refused_by_name(tokenizer,
     for kind, fragment in BAD_MODELS.items():
         with pytest.raises(ModelLoadError, match=re.escape(fragment)):
             load_lm(folders[kind], device="cpu")
+
+
+def test_launched_ranks_get_their_own_gpu(monkeypatch) -> None:
+    """Under accelerate launch / torchrun a bare 'cuda' (or 'auto') is the rank's own GPU, not GPU 0."""
+    import torch
+
+    from reprokit.lm import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert resolve_device("cuda") == torch.device("cuda")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("cuda") == resolve_device("auto") == torch.device("cuda", 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit index is kept

@@ -333,6 +333,25 @@ def test_claims_markdown_shows_both_verdicts(tmp_path: Path) -> None:
     assert data["claims"][1]["per_seed"] == [0.4, 0.6] and data["claims"][0]["interval"] == [0.2, 0.8]
 
 
+def test_sanity_checks_are_shown_apart_and_not_counted(tmp_path: Path) -> None:
+    from reprokit.results import claims_markdown, paper_claims
+
+    claims = [
+        Claim.check("a", "x", 1.0, ">", 0.0),
+        Claim.across_seeds("fpr", "calibrated", [0.04, 0.06], "<=", 0.07, sanity=True),
+        Claim.check("ks", "uniform", 2.0, "<", 1.6, sanity=True),
+    ]
+    assert [c.id for c in paper_claims(claims)] == ["a"]
+    md = claims_markdown(claims)
+    assert md.startswith("1 of 1 claims hold on the point estimate; 0 of 1 on the whole interval.\n")
+    head, sanity = md.split("**Sanity checks**")
+    assert "| fpr |" not in head and "| fpr |" in sanity and "| ks |" in sanity
+    assert "1 of 2 sanity checks hold on the point estimate" in sanity
+    data = json.loads(save_claims(claims, tmp_path / "claims.json").read_text())
+    assert (data["n_holding"], data["n_total"], data["n_sanity"], data["n_sanity_holding"]) == (1, 1, 2, 1)
+    assert [c["sanity"] for c in data["claims"]] == [False, True, True]
+
+
 # ----------------------------------------------------------------------------------------- figures
 
 

@@ -205,7 +205,7 @@ def test_paper_scale_path_on_local_files(tiny, tmp_path):
     import pandas as pd
 
     from palimpsest.query import QueryConfig
-    from palimpsest.reproduce import SPEC, PaperSection, ReproduceConfig
+    from palimpsest.reproduce import SPEC, PaperSection, QueryFamily, ReproduceConfig
     from reprokit.config import config_from_mapping
     from reprokit.errors import ConfigError
     from reprokit.reproduce import run
@@ -227,6 +227,16 @@ def test_paper_scale_path_on_local_files(tiny, tmp_path):
         ablation_suspect=alice,
         ablation_references=(ref,),
         ablation_n=(50, 150),
+        families=(
+            QueryFamily(
+                name="second-run",
+                subset="unused-for-local-files",
+                transcript=str(tmp_path / "t.parquet"),
+                transcript_tokenizer=alice,
+                reference=null,
+                suspects=(alice,),
+            ),
+        ),
     )
     out = tmp_path / "out"
     run(
@@ -239,8 +249,11 @@ def test_paper_scale_path_on_local_files(tiny, tmp_path):
         cache_dir=tmp_path / "cache",
     )
     table = pd.read_csv(out / "table_query.csv", keep_default_na=False)
-    assert list(table["kind"]) == ["derived", "null"]
+    assert list(table["kind"]) == ["derived", "null", "derived"]
+    assert list(table["family"]) == ["pythia-deduped", "pythia-deduped", "second-run"]
+    assert list(table["reference"]) == [ref, ref, null]
     assert table["log10_p"].iloc[0] < table["log10_p"].iloc[1]
+    assert table["log10_p"].iloc[2] < -2  # Alice against another reference on the same transcript
     assert (out / "table_reference_ablation.csv").is_file()
     calibration = pd.read_csv(out / "table_null_calibration.csv")
     assert list(calibration["m"]) == [section.n_null_orders, 1]

@@ -80,13 +80,23 @@ class DeviceUnavailableError(ConfigError, RuntimeError):
 
 
 # ------------------------------------------------------------------------------------ device, dtype
+def _launched_gpu() -> torch.device:
+    """'cuda' for this process: under `accelerate launch` / torchrun (LOCAL_RANK set) the process's own GPU,
+    so that data-parallel ranks do not all load onto the first one."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None and local_rank.isdigit() and torch.cuda.device_count() > 1:
+        return torch.device("cuda", int(local_rank) % torch.cuda.device_count())
+    return torch.device("cuda")
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit device that is not available raises."""
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is not available raises. Under a
+    multi-process launch (LOCAL_RANK), 'auto' and a bare 'cuda' mean this process's own GPU."""
     if isinstance(device, torch.device):
         dev = device
     elif device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _launched_gpu()
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -106,6 +116,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
                 f"device {str(dev)!r} requested but this machine has {torch.cuda.device_count()} CUDA "
                 "device(s); pass --device cuda (the first one) or another index."
             )
+        if dev.index is None:
+            dev = _launched_gpu()
     if dev.type == "mps" and not _mps_available():
         raise DeviceUnavailableError(
             f"device {str(device)!r} requested but MPS is not available on this machine; pass --device cpu."

@@ -22,7 +22,7 @@ from reprokit.stats import binomial_ci
 if TYPE_CHECKING:
     from reprokit.reproduce import SeedResults
 
-__all__ = ["KS_CRITICAL_1PCT", "PAPER", "SOURCES", "claims", "tokens_to_reach"]
+__all__ = ["KS_CRITICAL_1PCT", "PAPER", "SOURCES", "claims", "light_suspects", "tokens_to_reach"]
 
 # The paper's published numbers, shown beside ours. [P]: the paper's text (abstract); [C]: its official
 # code and notebooks (github.com/RohithKuditipudi/blackbox-model-tracing), where the text was not available.
@@ -118,6 +118,7 @@ def _null_claims(results: SeedResults, subject: str) -> list[Claim]:
             round(KS_CRITICAL_1PCT, 4),
             paper_value=PAPER["null"],
             source=SOURCES["null"],
+            sanity=True,
         )
     ]
     k = sum(round(float(r["fpr_0.05"]) * int(r["m"])) for r in rows)
@@ -134,6 +135,7 @@ def _null_claims(results: SeedResults, subject: str) -> list[Claim]:
             per_seed=[float(r["fpr_0.05"]) for r in rows],
             paper_value="P(p <= alpha) <= alpha under H0 (Theorem 1)",
             source=SOURCES["null"],
+            sanity=True,
         )
     )
     query = results.per_seed("table_query")
@@ -153,16 +155,30 @@ def _null_claims(results: SeedResults, subject: str) -> list[Claim]:
 
 
 # ------------------------------------------------------------------------------------------ tiny
+def light_suspects(robustness: pd.DataFrame, section: Any) -> list[str]:
+    """Alice and her light fine-tunes: lr at most `light_lr_fraction` of hers and at most
+    `light_token_fraction` of her tokens (the rule is fixed in the config, before any result)."""
+    light = (
+        (robustness["kind"] == "derived")
+        & (robustness["lr_fraction"] <= section.light_lr_fraction)
+        & (robustness["token_fraction"] <= section.light_token_fraction)
+    )
+    return list(robustness.loc[light, "suspect"])
+
+
 def _tiny_claims(results: SeedResults, section: Any) -> list[Claim]:
     query = results.per_seed("table_query")
     q = [_by(f, "suspect", "log10_p") for f in query]
     qnr = [_by(f, "suspect", "log10_p_no_reference") for f in query]
-    light = [s for s in ("alice", "chat-full", "chat-lora", "finetune-0.01") if s in q[0]]
+    robustness_frames = results.per_seed("table_finetune_robustness")
+    light = light_suspects(robustness_frames[0], section)
+    weakest = [max(light, key=lambda s, qs=qs: qs[s]) for qs in q]
     out = [
         _across_seeds(
             "query_derived_tiny_p",
-            f"Alice and her light fine-tunes ({', '.join(light)}) reach p <= 1e-8 with a reference "
-            "(max log10 p)",
+            f"Alice and her light fine-tunes (lr <= {section.light_lr_fraction:g} of hers, tokens <= "
+            f"{section.light_token_fraction:g} of hers: {', '.join(light)}) reach p <= 1e-8 with a "
+            f"reference (max log10 p; the weakest per seed: {', '.join(weakest)})",
             [max(qs[s] for s in light) for qs in q],
             "<=",
             -8.0,
@@ -198,11 +214,13 @@ def _tiny_claims(results: SeedResults, section: Any) -> list[Claim]:
     out += _null_claims(results, "Alice")
     tokens = results.per_seed("table_reshuffle_tokens")
     near = [tok.iloc[int(np.argmin(np.abs(np.log(tok["n_tokens"] / 300))))] for tok in tokens]
+    rank = ", ".join(f"{float(r['rank_p']):.2g}" for r in near)
     out.append(
         _across_seeds(
             "reshuffle_few_hundred_tokens",
             "a few hundred tokens suffice for the reshuffle test (median t-corrected log10 p at "
-            f"{', '.join(str(int(r['n_tokens'])) for r in near)} tokens)",
+            f"{', '.join(str(int(r['n_tokens'])) for r in near)} tokens; the exact rank p there: {rank}, "
+            f"at its floor 1/(K+1) = {1 / (section.k + 1):.2g} when the original beats every copy)",
             [float(r["log10_t_p"]) for r in near],
             "<=",
             -2.0,
@@ -211,13 +229,15 @@ def _tiny_claims(results: SeedResults, section: Any) -> list[Claim]:
         )
     )
     out.append(_ngram_claim(tokens, results.per_seed("table_ngram_tokens")))
-    robustness = [_by(f, "suspect", "log10_t_p") for f in results.per_seed("table_finetune_robustness")]
-    heavy = f"finetune-{max(section.setup.finetune_fractions):g}"
+    robustness = [_by(f, "suspect", "log10_t_p") for f in robustness_frames]
+    c = section.setup
+    heavy = f"ft-lr{max(c.finetune_lr_fractions):g}-tok{max(c.finetune_fractions):g}"
     if heavy in robustness[0]:
         out.append(
             _across_seeds(
                 "finetune_weakens_reshuffle",
-                f"heavy fine-tuning ({heavy} of Alice's volume) weakens the reshuffle signal "
+                f"heavy fine-tuning ({heavy}: {max(c.finetune_lr_fractions):g} of Alice's lr on "
+                f"{max(c.finetune_fractions):g} of her volume) weakens the reshuffle signal "
                 f"(log10 t-p {heavy} - alice)",
                 [r[heavy] - r["alice"] for r in robustness],
                 ">=",
@@ -244,23 +264,26 @@ def _tiny_claims(results: SeedResults, section: Any) -> list[Claim]:
 def _ngram_claim(tokens: list[pd.DataFrame], ngram: list[pd.DataFrame]) -> Claim:
     """Tokens the n-gram test needs over tokens the reshuffle test needs to reach p <= 0.01, per seed.
 
-    Where the n-gram test never gets there, the largest text tried stands in: a lower bound on the ratio.
+    Judged on the single-document-match statistic (the official code's variant); where either test never
+    reaches p <= 0.01 on the text tried, the seed's ratio is NaN and the claim does not hold: a test
+    that never detects is not evidence that it needs more tokens.
     """
     ratios, parts = [], []
     for tok, ng in zip(tokens, ngram, strict=True):
         t_reshuffle = tokens_to_reach(tok["n_tokens"], tok["log10_t_p"])
-        t_ngram = tokens_to_reach(ng["target_tokens"], np.log10(ng["perm_p"]))
+        t_ngram = tokens_to_reach(ng["target_tokens"], np.log10(ng["perm_p_single"]))
+        t_paper = tokens_to_reach(ng["target_tokens"], np.log10(ng["perm_p"]))
         largest = float(ng["target_tokens"].max())
-        censored = not math.isfinite(t_ngram)
-        ratio = (largest if censored else t_ngram) / t_reshuffle if math.isfinite(t_reshuffle) else math.nan
-        ratios.append(ratio)
-        ngram_text = f">{largest:g}" if censored else f"{t_ngram:g}"
-        parts.append(f"reshuffle {t_reshuffle:g} vs n-gram {ngram_text}")
+        found = math.isfinite(t_ngram) and math.isfinite(t_reshuffle)
+        ratios.append(t_ngram / t_reshuffle if found else math.nan)
+        ngram_text = f"{t_ngram:g}" if math.isfinite(t_ngram) else f"not within {largest:g}"
+        paper_text = f"{t_paper:g}" if math.isfinite(t_paper) else f"not within {largest:g}"
+        parts.append(f"reshuffle {t_reshuffle:g} vs n-gram {ngram_text} (all-match statistic: {paper_text})")
     return _across_seeds(
         "ngram_needs_more_tokens",
-        "the n-gram test needs far more tokens than the reshuffle test to reach p <= 0.01 (ratio of "
-        f"tokens; {'; '.join(parts)}; where the n-gram test never reaches it, the largest text tried "
-        "gives a lower bound)",
+        "the n-gram test reaches p <= 0.01 but needs far more tokens than the reshuffle test (ratio of "
+        "tokens, single-document matches, the official code's variant; per seed: "
+        f"{'; '.join(parts)}; a test that never reaches it makes the claim fail)",
         ratios,
         ">=",
         10.0,
@@ -286,7 +309,8 @@ def _paper_claims(results: SeedResults, section: Any) -> list[Claim]:
             source=SOURCES["headline"],
         )
     ]
-    base = [f.set_index("suspect") for f in query]
+    main = [f[f["family"] == section.family] if "family" in f.columns else f for f in query]
+    base = [f.set_index("suspect") for f in main]
     if section.ablation_suspect in base[0].index:
         out.append(
             _across_seeds(

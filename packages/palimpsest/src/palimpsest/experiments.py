@@ -177,12 +177,23 @@ class TinyRun:
 
     # ------------------------------------------------------------------------------ observational
     @cached_property
-    def bob(self) -> Samples:
-        """Bob's text: Alice's own samples (the main reshuffle and n-gram experiments)."""
+    def alice_text(self) -> Samples:
+        """Alice's own samples, as many as the larger of the two observational experiments needs."""
         sec = self.section
+        n = max(sec.n_samples, sec.ngram_samples)
         return self.models.samples(
-            self.models.alice, sec.n_samples, new_tokens=sec.sample_tokens, seed=eval_seed(self.seed, 1)
+            self.models.alice, n, new_tokens=sec.sample_tokens, seed=eval_seed(self.seed, 1)
         )
+
+    @cached_property
+    def bob(self) -> Samples:
+        """Bob's text for the reshuffle test: the first `n_samples` of Alice's samples."""
+        return self.alice_text[: self.section.n_samples]
+
+    @cached_property
+    def ngram_text(self) -> Samples:
+        """Bob's text for the n-gram test: the first `ngram_samples` of Alice's samples."""
+        return self.alice_text[: self.section.ngram_samples]
 
     def candidate_scores(self, fraction: float, k: int, samples: Samples) -> ReshuffleScores:
         """Scores of `samples` under Alice's last `fraction` retrained in her order and `k` times shuffled."""
@@ -286,8 +297,10 @@ def table_reshuffle_fraction(run: TinyRun, section: TinySection) -> pd.DataFrame
 
 
 def table_finetune_robustness(run: TinyRun, section: TinySection) -> pd.DataFrame:
-    """Reshuffle p (K = `k_sweep`) with Bob = each derived or null model's samples, beside its query p."""
+    """Reshuffle p (K = `k_sweep`) with Bob = each derived or null model's samples, beside its query p;
+    fine-tunes carry their lr and tokens as fractions of Alice's."""
     m = run.models
+    plan = m.finetune_plan
     qt = run.query_table
     qlog = dict(zip(qt["suspect"], qt["log10_p"], strict=True))
     robust_models = {**{k: v for k, v in m.suspects.items() if k != "alice"}, **m.nulls}
@@ -297,10 +310,13 @@ def table_finetune_robustness(run: TinyRun, section: TinySection) -> pd.DataFram
             model, section.n_robustness_samples, new_tokens=section.sample_tokens, seed=eval_seed(run.seed, 2)
         )
         res = run.candidate_scores(section.main_fraction, section.k_sweep, s).test()
+        lr_fraction, token_fraction = plan.get(name, (math.nan, math.nan))
         rows.append(
             {
                 "suspect": name,
                 "kind": "null" if name in m.nulls else "derived",
+                "lr_fraction": lr_fraction,
+                "token_fraction": token_fraction,
                 **_reshuffle_row(res),
                 "query_log10_p": qlog.get(name, float("nan")),
             }
@@ -314,6 +330,8 @@ def table_finetune_robustness(run: TinyRun, section: TinySection) -> pd.DataFram
         {
             "suspect": "alice",
             "kind": "derived",
+            "lr_fraction": 0.0,
+            "token_fraction": 0.0,
             **_reshuffle_row(alice),
             "query_log10_p": qlog.get("alice", float("nan")),
         },
@@ -327,31 +345,34 @@ def table_ngram_tokens(run: TinyRun, section: TinySection) -> pd.DataFrame:
 
 
 def _ngram_tokens(run: TinyRun, section: TinySection) -> pd.DataFrame:
+    """Both statistics on the same draws: the paper's (every occurrence of every matched span counts) and
+    the official code's single-match variant (only spans found in exactly one document count)."""
     t = run.models.transcript
     index = NGramIndex(t.token_ids, t.step_of_example, max_n=section.ngram_max_n)  # type: ignore[arg-type]
-    texts = [list(c) for c in run.bob.completion_ids]
+    texts = [list(c) for c in run.ngram_text.completion_ids]
     n_tok = np.array([len(x) for x in texts])
-    grid = _grid(section.token_grid, int(n_tok.sum()))
+    grid = _grid(section.ngram_token_grid, int(n_tok.sum()))
     rows = []
     for label, g in progress(grid, total=len(grid), desc="n-gram"):
-        ps, rhos = [], []
+        found: dict[str, list[float]] = {"rho": [], "perm_p": [], "rho_single": [], "perm_p_single": []}
         for d in range(section.n_draws):
             perm = np.random.default_rng(eval_seed(run.seed, d)).permutation(len(texts))
-            take = perm[: max(1, int(np.searchsorted(np.cumsum(n_tok[perm]), g)) + 1)]
-            res = ngram_test(
-                index,
-                [texts[i] for i in take],
-                n_permutations=section.ngram_permutations,
-                seed=eval_seed(run.seed, d),
-            )
-            ps.append(res.pvalue)
-            rhos.append(res.statistic)
+            take = [texts[i] for i in perm[: max(1, int(np.searchsorted(np.cumsum(n_tok[perm]), g)) + 1)]]
+            for suffix, max_occurrences in (("", None), ("_single", 1)):
+                res = ngram_test(
+                    index,
+                    take,
+                    n_permutations=section.ngram_permutations,
+                    max_occurrences=max_occurrences,
+                    seed=eval_seed(run.seed, d),
+                )
+                found[f"rho{suffix}"].append(res.statistic)
+                found[f"perm_p{suffix}"].append(res.pvalue)
         rows.append(
             {
                 "target": label,
                 "target_tokens": g,
-                "rho": float(np.median(rhos)),
-                "perm_p": float(np.median(ps)),
+                **{k: float(np.median(v)) for k, v in found.items()},
                 "min_possible_p": 1 / (section.ngram_permutations + 1),
             }
         )
@@ -410,7 +431,13 @@ def figure_tokens(run: TinyRun, section: TinySection) -> Figure:
         "^:",
         label=f"reshuffle, exact rank p (K={section.k})",
     )
-    ax.plot(ngram["target_tokens"], np.log10(ngram["perm_p"]), "d-", label="n-gram, permutation p")
+    ax.plot(ngram["target_tokens"], np.log10(ngram["perm_p"]), "d-", label="n-gram, all matches (paper)")
+    ax.plot(
+        ngram["target_tokens"],
+        np.log10(ngram["perm_p_single"]),
+        "v-",
+        label="n-gram, single-document matches",
+    )
     ax.axhline(-2, color="grey", lw=0.6)
     ax.set_xscale("log")
     ax.set_xlabel("suspect-text tokens")

@@ -8,7 +8,6 @@ same ``(run, section)`` shape as the tiny ones in `palimpsest.experiments`.
 from __future__ import annotations
 
 import dataclasses
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,12 +18,14 @@ from palimpsest.query import example_losses, query_test_from_losses
 from palimpsest.suspects import adjust_suspects
 
 if TYPE_CHECKING:
-    from palimpsest.reproduce import PaperSection
+    from palimpsest.reproduce import PaperSection, QueryFamily
     from palimpsest.transcript import Transcript
     from reprokit.reproduce import Requirement, RunContext
 
 __all__ = [
     "PaperRun",
+    "families",
+    "olmo_prompts",
     "paper_requirements",
     "paper_table_null_calibration",
     "paper_table_olmo_ingredients",
@@ -33,16 +34,37 @@ __all__ = [
 ]
 
 
+def families(section: PaperSection) -> list[QueryFamily]:
+    """The query families of a paper-scale run: the main one (the section's top-level fields), then
+    `section.families`."""
+    from palimpsest.reproduce import QueryFamily
+
+    main = QueryFamily(
+        name=section.family,
+        subset=section.subset,
+        transcript_tokenizer=section.transcript_tokenizer,
+        reference=section.reference,
+        suspects=section.suspects,
+        nulls=section.nulls,
+        transcript=section.transcript,
+    )
+    return [main, *section.families]
+
+
 def paper_requirements(section: PaperSection) -> list[Requirement]:
     """Every data set and model the paper-scale config names, for the preflight."""
     from reprokit.reproduce import Requirement
 
-    reqs = [
-        Requirement("dataset", section.transcript, why="transcript"),
-        Requirement("model", section.transcript_tokenizer, why="transcript tokenizer"),
-        *(Requirement("model", s, why="suspect") for s in section.suspects),
-        Requirement("model", section.reference, why="reference"),
-        *(Requirement("model", s, why="null model") for s in section.nulls),
+    reqs = []
+    for fam in families(section):
+        reqs += [
+            Requirement("dataset", fam.transcript, why=f"{fam.name} transcript"),
+            Requirement("model", fam.transcript_tokenizer, why=f"{fam.name} transcript tokenizer"),
+            *(Requirement("model", s, why=f"{fam.name} suspect") for s in fam.suspects),
+            Requirement("model", fam.reference, why=f"{fam.name} reference"),
+            *(Requirement("model", s, why=f"{fam.name} null model") for s in fam.nulls),
+        ]
+    reqs += [
         Requirement("model", section.ablation_suspect, why="ablation suspect"),
         *(Requirement("model", r, why="ablation reference") for r in section.ablation_references),
     ]
@@ -50,6 +72,8 @@ def paper_requirements(section: PaperSection) -> list[Requirement]:
         Requirement("model", section.olmo_model, revision=r, why="OLMo-2 stage-2 ingredient")
         for r in section.olmo_revisions
     ]
+    if section.olmo_revisions and section.olmo_prompt_dataset:
+        reqs.append(Requirement("dataset", section.olmo_prompt_dataset, why="OLMo-2 ingredient prompts"))
     return reqs
 
 
@@ -62,50 +86,68 @@ class PaperRun:
         self.device = ctx.device
         self.dtype = ctx.dtype
         self.scores_dir = ctx.cache_dir / "runs" / "palimpsest" / "scores"  # chunked, resumable, sharded
-        self._losses: dict[str, np.ndarray] = {}
+        self.families = {f.name: f for f in families(section)}
+        self._transcripts: dict[str, Transcript] = {}
+        self._losses: dict[tuple[str, str], np.ndarray] = {}
 
-    @cached_property
+    @property
     def transcript(self) -> Transcript:
-        """`query.n` examples of the transcript, sampled uniformly with the run's seed."""
-        from palimpsest.transcript import Transcript
-        from reprokit.lm import load_tokenizer
+        """The main family's transcript (`transcript_of` the section's `family`)."""
+        return self.transcript_of(self.section.family)
 
-        sec = self.section
-        loaded = Transcript.load(sec.transcript, subset=sec.subset)
-        tokenizer = load_tokenizer(sec.transcript_tokenizer)
-        transcript = dataclasses.replace(loaded, tokenizer=tokenizer)
-        n = len(transcript) if sec.query.n is None else min(sec.query.n, len(transcript))
-        return transcript.sample(n, seed=eval_seed(self.seed, 0))
+    def transcript_of(self, family: str) -> Transcript:
+        """`query.n` examples of the family's transcript, sampled uniformly with the run's seed."""
+        if family not in self._transcripts:
+            from palimpsest.transcript import Transcript
+            from reprokit.lm import load_tokenizer
 
-    def loss(self, name: str) -> np.ndarray:
-        """Per-example losses of model `name` on the transcript (loaded, scored and released once)."""
-        if name not in self._losses:
+            fam, sec = self.families[family], self.section
+            loaded = Transcript.load(fam.transcript, subset=fam.subset)
+            transcript = dataclasses.replace(loaded, tokenizer=load_tokenizer(fam.transcript_tokenizer))
+            n = len(transcript) if sec.query.n is None else min(sec.query.n, len(transcript))
+            self._transcripts[family] = transcript.sample(n, seed=eval_seed(self.seed, 0))
+        return self._transcripts[family]
+
+    def loss(self, name: str, family: str | None = None) -> np.ndarray:
+        """Per-example losses of model `name` on a family's transcript (default: the main family's);
+        each model is loaded, scored and released once per family."""
+        family = self.section.family if family is None else family
+        if (family, name) not in self._losses:
+            from palimpsest.scoring import Sharding
             from reprokit.lm import load_lm
 
             lm = load_lm(name, device=self.device, dtype=self.dtype)
-            from palimpsest.scoring import Sharding
-
             # under `accelerate launch` each process scores its shard; a rerun skips finished chunks
             sharding = Sharding(work_dir=self.scores_dir)
-            self._losses[name] = example_losses(
-                lm, self.transcript, self.section.query, show_progress=True, sharding=sharding, desc=name
+            self._losses[(family, name)] = example_losses(
+                lm,
+                self.transcript_of(family),
+                self.section.query,
+                show_progress=True,
+                sharding=sharding,
+                desc=f"{name} on {family}",
             )
-        return self._losses[name]
+        return self._losses[(family, name)]
 
 
 def paper_table_query(run: PaperRun, section: PaperSection) -> pd.DataFrame:
-    """Query test of every suspect and null model against the reference; Holm over all rows."""
+    """Query test of every family's suspects and null models against its reference, each on its own
+    transcript; Holm over all rows of all families."""
     rows = []
-    for kind, names in (("derived", section.suspects), ("null", section.nulls)):
-        for name in names:
-            res = query_test_from_losses(
-                run.transcript.positions,
-                run.loss(name),
-                run.loss(section.reference),
-                n_permutations=section.query.n_permutations,
-                seed=eval_seed(run.seed, 0),
-            )
-            rows.append(query_row(name, kind, section.reference, res))
+    for fam in run.families.values():
+        positions = run.transcript_of(fam.name).positions
+        blocks = run.transcript_of(fam.name).blocks
+        for kind, names in (("derived", fam.suspects), ("null", fam.nulls)):
+            for name in names:
+                res = query_test_from_losses(
+                    positions,
+                    run.loss(name, fam.name),
+                    run.loss(fam.reference, fam.name),
+                    blocks=blocks,
+                    n_permutations=section.query.n_permutations,
+                    seed=eval_seed(run.seed, 0),
+                )
+                rows.append({"family": fam.name, **query_row(name, kind, fam.reference, res)})
     return adjust_suspects(pd.DataFrame(rows), column="log10_p", method="holm")
 
 
@@ -157,10 +199,38 @@ def paper_table_olmo_ingredients(run: PaperRun, section: PaperSection) -> pd.Dat
     lms = [load_lm(section.olmo_model, revision=r, device=run.device, dtype=run.dtype) for r in revisions]
     rows = []
     for i, bob in enumerate(lms):
-        s = sample_texts(
-            bob, section.olmo_samples, max_new_tokens=section.olmo_tokens, seed=eval_seed(run.seed, i)
-        )
+        prompts = olmo_prompts(section, bob.tokenizer, seed=eval_seed(run.seed, i))
+        s = sample_texts(bob, prompts, max_new_tokens=section.olmo_tokens, seed=eval_seed(run.seed, i))
         others = [lm for j, lm in enumerate(lms) if j != i]
         res = score_candidates(bob, others, s.sequences, prompts=s.prompt_lengths).test()
         rows.append({"bob": revisions[i], **res.to_dict()})
     return pd.DataFrame(rows)
+
+
+def olmo_prompts(section: PaperSection, tokenizer: Any, *, seed: int) -> list[list[int]] | int:
+    """The ingredient test's prompts: the first `olmo_prompt_tokens` tokens of `olmo_samples` random
+    stories of `olmo_prompt_dataset` (bos first where the tokenizer has one), as the official code
+    prompts; with no dataset configured, `olmo_samples` bos-only prompts."""
+    if not section.olmo_prompt_dataset:
+        return section.olmo_samples
+    import datasets
+
+    from reprokit.errors import DataError
+
+    data = datasets.load_dataset(section.olmo_prompt_dataset, split=section.olmo_prompt_split)
+    if "text" not in data.column_names:
+        raise DataError(
+            f"olmo_prompt_dataset {section.olmo_prompt_dataset!r} has no 'text' column (columns: "
+            f"{data.column_names}); name a data set of stories with a 'text' column."
+        )
+    rng = np.random.default_rng(seed)
+    texts = [t for t in data["text"] if t and t.strip()]
+    if len(texts) < section.olmo_samples:
+        raise DataError(
+            f"olmo_prompt_dataset {section.olmo_prompt_dataset!r} has {len(texts)} non-empty stories; "
+            f"olmo_samples = {section.olmo_samples} needs as many. Lower olmo_samples."
+        )
+    bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
+    take = rng.choice(len(texts), section.olmo_samples, replace=False)
+    ids = tokenizer([texts[i] for i in take], add_special_tokens=False)["input_ids"]
+    return [[*bos, *x[: section.olmo_prompt_tokens]] for x in ids]

@@ -38,6 +38,13 @@ def _scale(section: Any) -> str:
     return getattr(section, "SCALE", "tiny")
 
 
+def _main_family(frame: pd.DataFrame, section: Any) -> pd.DataFrame:
+    """The rows of the main query family (paper scale: `section.family`; tiny: every row)."""
+    if "family" not in frame.columns:
+        return frame
+    return frame[frame["family"] == section.family]
+
+
 def comparisons(results: SeedResults, section: Any) -> list[PaperComparison]:
     """Our numbers (across-seed means) beside the paper's published ones."""
     paper = _scale(section) == "paper"
@@ -56,7 +63,7 @@ def comparisons(results: SeedResults, section: Any) -> list[PaperComparison]:
             "" if paper else f"tiny: 1 base + {len(query[0][query[0]['kind'] == 'derived']) - 1} derivatives",
         )
     )
-    q = results.mean("table_query").set_index("suspect")
+    q = _main_family(results.mean("table_query"), section).set_index("suspect")
     if base in q.index:
         row = q.loc[base]
         out.append(
@@ -150,10 +157,26 @@ def notes(results: SeedResults, section: Any) -> str:
         "table was not available, so per-model parity is not claimed."
     )
     if _scale(section) == "paper":
+        from palimpsest.paper import families
+
+        for fam in families(section):
+            lines.append(
+                f"- Family `{fam.name}`: query tests use {section.query.n or 'all'} examples of "
+                f"`{fam.transcript}` ({fam.subset}), sampled with the run's seed; reference: "
+                f"`{fam.reference}`."
+            )
         lines.append(
-            f"- Query tests use {section.query.n or 'all'} examples of `{section.transcript}` "
-            f"({section.subset}), sampled with the run's seed; reference: `{section.reference}`."
+            "- The paper reports that `EleutherAI/pythia-2.8b-deduped` behaves as if trained on the "
+            "non-deduplicated Pile (p < 1e-60); a family on the `pythia_epoch0_1m` transcript tests it."
         )
+        prompts = (
+            f"the first {section.olmo_prompt_tokens} tokens of random `{section.olmo_prompt_dataset}` "
+            "stories, as the official code prompts"
+            if section.olmo_prompt_dataset
+            else "bos-only prompts (the official code uses TinyStories prompts)"
+        )
+        if section.olmo_revisions:
+            lines.append(f"- The OLMo-2 ingredient test samples Bob's text from {prompts}.")
         return "\n".join(lines)
     c = section.setup
     q = results.mean("table_query").set_index("suspect")["log10_p"]
@@ -162,17 +185,25 @@ def notes(results: SeedResults, section: Any) -> str:
         f"it beside the exact rank p (floor 1/(K+1) = {1 / (section.k + 1):.2g} with our K = {section.k}) "
         "and the t-corrected p."
     )
+    lr_fractions = ", ".join(f"{f:g}" for f in c.finetune_lr_fractions)
     lines.append(
-        "- Fine-tuning shares are of Alice's pretraining *examples*; the paper's sweep used 0.02%-2%, "
-        f"ours {min(c.finetune_fractions):.0%}-{max(c.finetune_fractions):.0%}."
+        f"- The fine-tune sweep trains Alice further at {lr_fractions} of her learning rate ({c.lr:g}) on "
+        f"{min(c.finetune_fractions):.0%}-{max(c.finetune_fractions):.0%} of her documents (fresh world-B "
+        "text; `table_finetune_robustness` gives each one's lr and token shares and both p-values); the "
+        "paper's sweep used 0.02%-2% of pretraining. A fine-tune counts as light (the query claim) at "
+        f"lr <= {section.light_lr_fraction:g} of hers and <= {section.light_token_fraction:.0%} of her "
+        "tokens."
     )
     if "chat-full" in q.index:
-        lora = f", the LoRA one p = {fmt_log10_p(q['chat-lora'])}" if "chat-lora" in q.index else ""
+        lora = (
+            f", the LoRA one (rank {c.lora_r}, {c.lora_lr_fraction:g} of her lr) p = "
+            f"{fmt_log10_p(q['chat-lora'])}"
+            if "chat-lora" in q.index
+            else ""
+        )
         lines.append(
-            f"- Chat fine-tunes use a learning rate of {c.chat_lr:g} ({c.chat_lr / c.lr:.2g} of Alice's "
-            f"{c.lr:g}): the full chat fine-tune keeps query p = {fmt_log10_p(q['chat-full'])}{lora}. "
-            "A higher learning rate (1e-3) erased most of the full chat fine-tune's signal in an early "
-            "run: at this scale the query signal survives light, not aggressive, fine-tuning."
+            f"- The full chat fine-tune at {c.chat_lr_fraction:g} of Alice's lr keeps query p = "
+            f"{fmt_log10_p(q['chat-full'])}{lora}."
         )
     if "distilled" in q.index:
         qd = float(q["distilled"])

@@ -21,7 +21,7 @@ from palimpsest.tiny import TinyConfig, TinySetup
 from reprokit.errors import ConfigError
 from reprokit.reproduce import Experiment, PaperSpec, RunContext
 
-__all__ = ["SPEC", "PaperSection", "ReproduceConfig", "TinySection", "setup"]
+__all__ = ["SPEC", "PaperSection", "QueryFamily", "ReproduceConfig", "TinySection", "setup"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,12 @@ class TinySection:
     n_robustness_samples: int = 100
     token_grid: tuple[int, ...] = (100, 300, 1000, 3000, 10000)
     n_draws: int = 5
+    ngram_samples: int = 1600  # Alice's samples for the n-gram test (the first n_samples are the reshuffle's)
+    ngram_token_grid: tuple[int, ...] = (1000, 3000, 10000, 30000)
     ngram_max_n: int = 9  # the paper's longest span k + 1
     ngram_permutations: int = 499
+    light_lr_fraction: float = 0.1  # a "light" fine-tune: at most this share of Alice's lr ...
+    light_token_fraction: float = 0.1  # ... on at most this share of her tokens
 
     def __post_init__(self) -> None:
         names = [name for name, _, _ in self.setup.references]
@@ -58,20 +62,61 @@ class TinySection:
             )
         if not 1 <= self.k_sweep <= self.k:
             raise ValueError(f"k_sweep must lie in [1, k = {self.k}], got {self.k_sweep}")
-        counts = ("n_seeds", "n_null_orders", "n_samples", "sample_tokens", "n_robustness_samples", "n_draws")
+        counts = (
+            "n_seeds",
+            "n_null_orders",
+            "n_samples",
+            "ngram_samples",
+            "sample_tokens",
+            "n_robustness_samples",
+            "n_draws",
+        )
         for name in counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
+class QueryFamily:
+    """Another training run's transcript with its own reference, suspects and nulls (``[[paper.families]]``).
+
+    The query test runs on each family's transcript apart (its own positions and reference); the rows of
+    every family share `table_query` and its Holm adjustment.
+    """
+
+    name: str
+    subset: str
+    transcript_tokenizer: str
+    reference: str
+    suspects: tuple[str, ...]
+    nulls: tuple[str, ...] = ()
+    transcript: str = "hij/sequence_samples"
+
+    def __post_init__(self) -> None:
+        if not self.suspects:
+            raise ValueError(f"family {self.name!r}: suspects is empty; list its suspect models")
+        if self.reference in self.suspects or self.reference in self.nulls:
+            raise ValueError(
+                f"family {self.name!r}: the reference {self.reference!r} is also listed as a suspect or "
+                "null; a reference must be independent of the run's order"
+            )
+
+
+@dataclass(frozen=True)
 class PaperSection:
     """Paper scale: the paper's transcript, suspects, references and OLMo-2 revisions (`query`: how
-    examples are scored, and ``query.n`` how many are sampled)."""
+    examples are scored, and ``query.n`` how many are sampled).
+
+    The top-level transcript, reference, suspects and nulls are the main family (`family`, also the one
+    the reference ablation and the null calibration use); `families` adds other runs (OLMo, the
+    non-deduplicated Pile). The OLMo-2 ingredient test prompts with the first `olmo_prompt_tokens`
+    tokens of `olmo_prompt_dataset` stories, as the official code does (empty dataset: bos-only prompts).
+    """
 
     SCALE: ClassVar[str] = "paper"
 
     n_seeds: int = 1
+    family: str = "pythia-deduped"
     transcript: str = "hij/sequence_samples"
     subset: str = "pythia_deduped_100k"
     transcript_tokenizer: str = "EleutherAI/pythia-6.9b-deduped"
@@ -79,6 +124,7 @@ class PaperSection:
     suspects: tuple[str, ...] = ()
     reference: str = "EleutherAI/pythia-6.9b"
     nulls: tuple[str, ...] = ()
+    families: tuple[QueryFamily, ...] = ()
     ablation_suspect: str = "EleutherAI/pythia-6.9b-deduped"
     ablation_references: tuple[str, ...] = ()
     ablation_n: tuple[int, ...] = (1000, 4000, 10000)
@@ -87,8 +133,16 @@ class PaperSection:
     olmo_revisions: tuple[str, ...] = ()
     olmo_samples: int = 100
     olmo_tokens: int = 32
+    olmo_prompt_dataset: str = "roneneldan/TinyStories"
+    olmo_prompt_split: str = "validation"
+    olmo_prompt_tokens: int = 20
 
     def __post_init__(self) -> None:
+        names = [self.family, *(f.name for f in self.families)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"family names must be distinct, got {names}")
+        if self.olmo_prompt_tokens < 1:
+            raise ValueError(f"olmo_prompt_tokens must be >= 1, got {self.olmo_prompt_tokens}")
         if self.query.seed != 0:
             raise ValueError("query.seed is not used: the transcript sample follows --seed; remove the key")
         if 0 < len(self.olmo_revisions) < 3:

@@ -25,6 +25,12 @@ class Samples:
     def __len__(self) -> int:
         return len(self.completion_ids)
 
+    def __getitem__(self, index: slice) -> Samples:
+        """The samples in `index` (a slice), e.g. ``samples[:100]`` for the first hundred."""
+        if not isinstance(index, slice):
+            raise TypeError(f"Samples are indexed by a slice, e.g. samples[:100]; got {index!r}.")
+        return Samples(self.prompt_ids[index], self.completion_ids[index], self.texts[index])
+
     @property
     def sequences(self) -> list[list[int]]:
         """prompt + completion ids of each sample (what the reshuffle test scores)."""

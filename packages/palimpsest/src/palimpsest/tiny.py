@@ -9,8 +9,9 @@ build is free. Tests, docs and `reproduce/palimpsest.py` share this module.
   her last `retrain_fractions` of training.
 - References: same recipe and data in an independent order, smaller / other-architecture models on the
   same data, and a model trained on other data.
-- Suspects: Alice; chat fine-tunes (full and LoRA); fine-tunes on growing shares of her volume; a
-  student distilled from her samples. Nulls: independent models on the same data.
+- Suspects: Alice; chat fine-tunes (full and LoRA); a sweep of fine-tunes at fractions of her learning
+  rate on fractions of her volume; a student distilled from her samples. Nulls: independent models on
+  the same data.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ __all__ = ["TinyConfig", "TinySetup"]
 class TinyConfig:
     """Sizes and hyper-parameters of the tiny-scale setup (see the module docstring for the roles).
 
+    Fine-tunes are sized relative to Alice: learning rates as fractions of her `lr`
+    (`chat_lr_fraction`, `lora_lr_fraction`, `finetune_lr_fractions`) and data as fractions of her
+    documents (`finetune_fractions`); the sweep is every (lr fraction, data fraction) pair.
+
     The seed is not part of the config: it is `TinySetup`'s ``seed`` (the runner's ``--seed``).
     """
 
@@ -68,11 +73,11 @@ class TinyConfig:
     )
     nulls: tuple[tuple[str, str], ...] = (("null-llama", "llama-1m"), ("null-qwen2", "qwen2-1m"))
     n_chat: int = 400
-    chat_lr: float = 3e-4
+    chat_lr_fraction: float = 0.1
     lora_r: int = 8
-    lora_lr: float = 3e-3
+    lora_lr_fraction: float = 1.0
     finetune_fractions: tuple[float, ...] = (0.01, 0.1, 0.5)
-    finetune_lr: float = 1e-3
+    finetune_lr_fractions: tuple[float, ...] = (0.1, 1.0)
     distill_samples: int = 800
     distill_new_tokens: int = 48
     distill_lr: float = 1e-3
@@ -80,6 +85,12 @@ class TinyConfig:
     def __post_init__(self) -> None:
         if self.n_people < 10 or self.n_people_other < 10:
             raise ValueError("TinyConfig: n_people and n_people_other must be >= 10.")
+        lr_fractions = (self.chat_lr_fraction, self.lora_lr_fraction, *self.finetune_lr_fractions)
+        if not all(f > 0 for f in (*lr_fractions, *self.finetune_fractions)):
+            raise ValueError(
+                "TinyConfig: learning-rate fractions (chat_lr_fraction, lora_lr_fraction, "
+                "finetune_lr_fractions) and finetune_fractions must be > 0."
+            )
         for f in self.retrain_fractions:
             if not 0 < f < 0.5:
                 raise ValueError(f"TinyConfig.retrain_fractions must lie in (0, 0.5), got {f}.")
@@ -277,16 +288,32 @@ class TinySetup:
         return s
 
     @cached_property
+    def finetune_plan(self) -> dict[str, tuple[float, float]]:
+        """Every fine-tuned suspect: name -> (its lr as a fraction of Alice's, its tokens as a fraction of
+        hers). Chat fine-tunes first, then the sweep ``ft-lr<lr fraction>-tok<data fraction>``."""
+        c = self.config
+        alice_tokens = sum(len(e.input_ids) for e in self.examples)
+        chat = sum(len(e.input_ids) for e in self.chat_examples) / alice_tokens
+        plan = {"chat-full": (c.chat_lr_fraction, chat), "chat-lora": (c.lora_lr_fraction, chat)}
+        for lr in c.finetune_lr_fractions:
+            for f in c.finetune_fractions:
+                tokens = sum(len(e.input_ids) for e in self.finetune_examples(f)) / alice_tokens
+                plan[f"ft-lr{lr:g}-tok{f:g}"] = (lr, tokens)
+        return plan
+
+    @cached_property
     def suspects(self) -> dict[str, TrainedModel]:
-        """Derived suspects: Alice, chat fine-tunes (full, LoRA), volume fine-tunes, distilled student."""
+        """Derived suspects: Alice, chat fine-tunes (full, LoRA), the fine-tune sweep, distilled student."""
         c = self.config
         out: dict[str, TrainedModel] = {"alice": self.alice}
-        out["chat-full"] = self._finetune("chat-full", self.chat_examples, c.chat_lr)
-        out["chat-lora"] = self._finetune("chat-lora", self.chat_examples, c.lora_lr, lora_r=c.lora_r)
-        for f in c.finetune_fractions:
-            out[f"finetune-{f:g}"] = self._finetune(
-                f"finetune-{f:g}", self.finetune_examples(f), c.finetune_lr
-            )
+        out["chat-full"] = self._finetune("chat-full", self.chat_examples, c.chat_lr_fraction * c.lr)
+        out["chat-lora"] = self._finetune(
+            "chat-lora", self.chat_examples, c.lora_lr_fraction * c.lr, lora_r=c.lora_r
+        )
+        for lr in c.finetune_lr_fractions:
+            for f in c.finetune_fractions:
+                name = f"ft-lr{lr:g}-tok{f:g}"
+                out[name] = self._finetune(name, self.finetune_examples(f), lr * c.lr)
         out["distilled"] = self.distilled
         return out
 

@@ -36,6 +36,7 @@ from reprokit.errors import ConfigError
 from reprokit.reproduce.output import check_output_dir, staged_output
 from reprokit.reproduce.preflight import preflight
 from reprokit.reproduce.spec import PaperSpec, RunContext
+from reprokit.results.claims import paper_claims
 from reprokit.threads import apply_threads
 
 __all__ = ["ENTRY_POINT_GROUP", "available_papers", "load_config", "load_spec", "main", "run"]
@@ -207,16 +208,17 @@ def run(
     if rank:
         shutil.rmtree(out_path, ignore_errors=True)
         return check_output_dir(out)
-    holding = sum(1 for c in output.claims if c.holds)
+    paper = paper_claims(output.claims)
     logger.info(
-        "wrote %s in %.1f s: %d of %d claims hold",
+        "wrote %s in %.1f s: %d of %d claims hold (%d sanity checks apart)",
         out_path,
         time.time() - t0,
-        holding,
-        len(output.claims),
+        sum(1 for c in paper if c.holds),
+        len(paper),
+        len(output.claims) - len(paper),
     )
     for c in output.claims:
-        verdict = "holds" if c.holds else "FAILS"
+        verdict = ("sanity check passes" if c.sanity else "holds") if c.holds else "FAILS"
         on_interval = {True: "holds", False: "fails", None: "no interval"}[c.holds_interval]
         logger.info(
             "  [%s; interval %s] %s: %s (expected %s)", verdict, on_interval, c.id, c.measured, c.expected

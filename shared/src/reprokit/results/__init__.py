@@ -19,7 +19,7 @@ from reprokit.results._atomic import (
     hash_file,
     to_jsonable,
 )
-from reprokit.results.claims import Claim, ComparisonOp, claims_markdown, save_claims
+from reprokit.results.claims import Claim, ComparisonOp, claims_markdown, paper_claims, save_claims
 from reprokit.results.figures import new_figure, save_figure
 from reprokit.results.manifest import TRACKED_PACKAGES, Manifest, tracked_packages
 from reprokit.results.report import PaperComparison, write_report
@@ -44,6 +44,7 @@ __all__ = [
     "code_fingerprint",
     "hash_file",
     "new_figure",
+    "paper_claims",
     "save_claims",
     "save_figure",
     "to_jsonable",

@@ -1,9 +1,10 @@
 """`Claim`: one statement of the paper tested by a run, with its point and whole-interval verdicts.
 
 A claim records the measured value, its 95% interval (and how it was computed), the bound, the paper's
-own number and where the paper states it. It holds on the point estimate when the measured value passes
-the bound, and on the whole interval when every value in the interval does: for ``>`` / ``>=`` the low
-end, for ``<`` / ``<=`` the high end.
+own number and where the paper states it. A *sanity check* (``sanity=True``: a calibration or validity check
+of the method, not a finding of the paper) is recorded and shown apart and never counted among the claims.
+It holds on the point estimate when the measured value passes the bound, and on the whole interval when
+every value in the interval does: for ``>`` / ``>=`` the low end, for ``<`` / ``<=`` the high end.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Literal, Protocol
 from reprokit.results._atomic import atomic_write_json
 from reprokit.results._markdown import fmt_value, md_table
 
-__all__ = ["Claim", "ComparisonOp", "claims_markdown", "save_claims"]
+__all__ = ["Claim", "ComparisonOp", "claims_markdown", "paper_claims", "save_claims"]
 
 ComparisonOp = Literal["<", "<=", ">", ">=", "=="]
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -74,6 +75,8 @@ class Claim:
     ``paper_value`` is the paper's number and ``source`` where the paper states it (section, table or
     figure); neither may cite a file path. ``per_seed`` holds one value per seed at tiny scale and
     ``method`` says how the interval was computed ("exact binomial", "paired bootstrap", "t over seeds").
+    ``sanity`` marks a check of the method's validity (e.g. calibration under the null) rather than a claim
+    of the paper: reports list it under "Sanity checks" and the claim counts leave it out.
     """
 
     id: str
@@ -89,6 +92,7 @@ class Claim:
     source: str = ""
     per_seed: tuple[float, ...] | None = None
     method: str = ""
+    sanity: bool = False
 
     def __post_init__(self) -> None:
         for name in ("paper_value", "source"):
@@ -121,6 +125,7 @@ class Claim:
         source: str = "",
         per_seed: Sequence[float] | None = None,
         method: str = "",
+        sanity: bool = False,
     ) -> Claim:
         """Claim that ``measured <op> bound``; a NaN (or None) measurement never holds.
 
@@ -154,6 +159,7 @@ class Claim:
             source=source,
             per_seed=None if per_seed is None else tuple(per_seed),
             method=method,
+            sanity=sanity,
         )
 
     @classmethod
@@ -168,6 +174,7 @@ class Claim:
         paper_value: str | None = None,
         details: str = "",
         source: str = "",
+        sanity: bool = False,
     ) -> Claim:
         """Claim on a value measured once per independent seed: the mean, judged with its Student-t 95%
         interval across seeds (`reprokit.stats.seed_interval`; one seed gives no interval verdict)."""
@@ -185,6 +192,7 @@ class Claim:
             interval=ci,
             source=source,
             per_seed=per_seed,
+            sanity=sanity,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,13 +200,23 @@ class Claim:
         return dataclasses.asdict(self)
 
 
+def paper_claims(claims: Sequence[Claim]) -> list[Claim]:
+    """The claims of the paper among `claims` (sanity checks left out): what the claim counts count."""
+    return [c for c in claims if not c.sanity]
+
+
 def save_claims(claims: Sequence[Claim], path: str | os.PathLike[str]) -> Path:
-    """Write ``claims.json``: ``{"claims": [...], "n_holding": k, "n_holding_interval": m, "n_total": n}``."""
+    """Write ``claims.json``: ``{"claims": [...], "n_holding": k, "n_holding_interval": m, "n_total": n,
+    "n_sanity": s, "n_sanity_holding": h}``; the counts ``n_*`` leave the sanity checks out."""
+    paper = paper_claims(claims)
+    sanity = [c for c in claims if c.sanity]
     payload = {
         "claims": [c.to_dict() for c in claims],
-        "n_holding": sum(1 for c in claims if c.holds),
-        "n_holding_interval": sum(1 for c in claims if c.holds_interval),
-        "n_total": len(claims),
+        "n_holding": sum(1 for c in paper if c.holds),
+        "n_holding_interval": sum(1 for c in paper if c.holds_interval),
+        "n_total": len(paper),
+        "n_sanity": len(sanity),
+        "n_sanity_holding": sum(1 for c in sanity if c.holds),
     }
     return atomic_write_json(path, payload)
 
@@ -229,7 +247,20 @@ def _paper_cell(claim: Claim) -> str:
 
 def claims_markdown(claims: Sequence[Claim]) -> str:
     """A verdict line ("k of n claims hold on the point estimate; m of n on the whole interval.") and a
-    markdown table: measured (per seed), 95% interval, bound, the paper's value and source, two verdicts."""
+    markdown table: measured (per seed), 95% interval, bound, the paper's value and source, two verdicts.
+    Sanity checks follow in a table of their own, outside the counts."""
+    paper = paper_claims(claims)
+    sanity = [c for c in claims if c.sanity]
+    text = _claims_table(paper, "claims")
+    if sanity:
+        text += (
+            "\n\n**Sanity checks** (validity checks of the method, not claims of the paper; not counted "
+            "above):\n\n" + _claims_table(sanity, "sanity checks")
+        )
+    return text
+
+
+def _claims_table(claims: Sequence[Claim], noun: str) -> str:
     n = len(claims)
     n_point = sum(1 for c in claims if c.holds)
     n_interval = sum(1 for c in claims if c.holds_interval)
@@ -248,5 +279,5 @@ def claims_markdown(claims: Sequence[Claim]) -> str:
         ]
         for c in claims
     ]
-    line = f"{n_point} of {n} claims hold on the point estimate; {n_interval} of {n} on the whole interval."
+    line = f"{n_point} of {n} {noun} hold on the point estimate; {n_interval} of {n} on the whole interval."
     return f"{line}\n\n" + md_table(header, rows)
