@@ -2,8 +2,10 @@
 
 Targets (from the issue):
 1. nudged decoding throughput (answer tokens / s) against the base model alone with a KV cache,
-   decoding the same number of tokens per prompt: >= 0.85 (the paper reports about 15% overhead);
-2. the fast KV-cached implementation against the stateless reference one: >= 5x.
+   decoding the same number of tokens per prompt: >= 0.85 (the paper reports about 15% overhead;
+   issue 11's "fast batches" asks >= 0.9 single-stream, also printed);
+2. the fast KV-cached implementation against the stateless reference one: >= 5x;
+3. lock-step batches of 16 against batched base-alone decoding: >= 0.8 (issue 11, "fast batches").
 
 Setting ("long answers"): the paper's shape, scaled down. A llama base of ~15M parameters and a llama
 nudging model of ~1.6M (about 10x smaller, as 7B vs 70B), built from `reprokit.zoo` recipes of their own
@@ -18,8 +20,10 @@ of the machine's speed hit all of them alike; times are summed over the prompts.
 
 Both modes are measured: the official look-ahead (always `lookahead_tokens=16` nudging tokens per
 round, the default) and the optional `lazy_lookahead=True` (draft only as far as Stage 1 needs; not
-the official behaviour, see `NudgingConfig.lazy_lookahead`). Each timing is the mean of `--repeats`
-runs (the slow reference runs once). Also printed: the tokens each model
+the official behaviour, see `NudgingConfig.lazy_lookahead`). Every ratio is measured `--repeats` times
+(each repeat times every variant once per prompt; the slow reference runs once) and printed as the mean
+with the min and max over the repeats, since one run's figure moves by several points on a busy
+machine; a target is "met" when the mean reaches it. Also printed: the tokens each model
 processes (the work that dominates on an accelerator, where a decode step costs in proportion to the
 model's size) and the measured nudged share.
 
@@ -60,6 +64,20 @@ NUDGER_RECIPE = Recipe("nudgebench-llama-1.6m", "llama", 160, 4, 4, 448, max_pos
 OPENING = "Here is what I know about each of them."
 CLOSING = "I hope this helps!"
 TARGET_THROUGHPUT, TARGET_SPEEDUP = 0.85, 5.0
+TARGET_SINGLE_ISSUE, TARGET_BATCHED, TARGET_BATCH_SIZE = 0.9, 0.8, 16  # issue 11, "fast batches"
+
+
+def spread(values: list[float]) -> str:
+    """'mean [min, max]' of one ratio over the repeats."""
+    return f"{statistics.mean(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+
+def verdict(values: list[float], target: float) -> str:
+    """Met when the mean reaches the target (and whether every repeat did)."""
+    mean = statistics.mean(values)
+    if mean < target:
+        return "NOT met"
+    return "met" if min(values) >= target else "met on the mean, not in every repeat"
 
 
 def build_world(
@@ -136,24 +154,26 @@ def measure(
     lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
     nudge_fast(*args, prompts[0], cfg)  # warm-up
     results: dict[str, list] = {"fast": [], "lazy": [], "ref": []}
-    t = {"base": 0.0, "fast": 0.0, "lazy": 0.0, "ref": 0.0}
+    per_repeat = {name: [0.0] * repeats for name in ("base", "fast", "lazy")}  # seconds, summed over prompts
+    t = {"ref": 0.0}
     for p in prompts:  # every variant on one prompt after another: slow drifts of the machine hit all alike
         for name, c in (("fast", cfg), ("lazy", lazy_cfg)):
-            for _ in range(repeats):
+            for i in range(repeats):
                 t0 = time.perf_counter()
                 out = nudge_fast(*args, p, c)
-                t[name] += (time.perf_counter() - t0) / repeats
+                per_repeat[name][i] += time.perf_counter() - t0
             results[name].append(out)
         fast_r = results["fast"][-1]
-        for _ in range(repeats):
+        for i in range(repeats):
             t0 = time.perf_counter()  # base alone, same prompt, as many tokens as the nudged answer
             generate_texts(
                 base, [p.base], max_new_tokens=max(1, fast_r.n_tokens), batch_size=1, stop_at_eos=False
             )
-            t["base"] += (time.perf_counter() - t0) / repeats
+            per_repeat["base"][i] += time.perf_counter() - t0
         t0 = time.perf_counter()
         results["ref"].append(nudge_reference(*args, p, cfg))
         t["ref"] += time.perf_counter() - t0  # slow: timed once
+    t.update({name: statistics.mean(values) for name, values in per_repeat.items()})
     t_ref, ref = t["ref"], results["ref"]
     fast = results["fast"]
     same = all(a.text == b.text and a.segments == b.segments for a, b in zip(fast, ref, strict=True))
@@ -177,18 +197,19 @@ def measure(
     )
     print(f"  nudging, reference:       {t_ref:.2f}s; fast == reference outputs: {same}")
 
-    def verdict(value: float, target: float) -> str:
-        return "met" if value >= target else "NOT met"
-
-    r1 = (tokens / t["fast"]) / (tokens / t["base"])
-    r1_lazy = (lazy_tokens / t["lazy"]) / (tokens / t["base"])
-    r2 = t_ref / t["fast"]
-    print(f"  RATIO throughput nudging (official) / base alone = {r1:.2f}  (target >= {TARGET_THROUGHPUT}: "
-          f"{verdict(r1, TARGET_THROUGHPUT)})")  # fmt: skip
-    print(f"  RATIO throughput nudging (lazy) / base alone     = {r1_lazy:.2f}  (target >= "
+    r1 = [b / f for b, f in zip(per_repeat["base"], per_repeat["fast"], strict=True)]  # same tokens
+    r1_lazy = [
+        (lazy_tokens / lz) / (tokens / b)
+        for b, lz in zip(per_repeat["base"], per_repeat["lazy"], strict=True)
+    ]
+    r2 = [t_ref / f for f in per_repeat["fast"]]
+    print(f"  RATIO throughput nudging (official) / base alone = {spread(r1)} over {repeats} repeats  "
+          f"(target >= {TARGET_THROUGHPUT}: {verdict(r1, TARGET_THROUGHPUT)}; issue 11 >= "
+          f"{TARGET_SINGLE_ISSUE}: {verdict(r1, TARGET_SINGLE_ISSUE)})")  # fmt: skip
+    print(f"  RATIO throughput nudging (lazy) / base alone     = {spread(r1_lazy)}  (target >= "
           f"{TARGET_THROUGHPUT}: {verdict(r1_lazy, TARGET_THROUGHPUT)}; optional mode)")  # fmt: skip
-    print(f"  RATIO fast / reference speed-up                  = {r2:.1f}x  (target >= {TARGET_SPEEDUP}x: "
-          f"{verdict(r2, TARGET_SPEEDUP)})")  # fmt: skip
+    print(f"  RATIO fast / reference speed-up                  = {spread(r2)}x  (target >= "
+          f"{TARGET_SPEEDUP}x: {verdict(r2, TARGET_SPEEDUP)})")  # fmt: skip
     base_alone_work = sum(
         len(btok(p.base)["input_ids"]) + r.n_tokens - 1 for p, r in zip(prompts, fast, strict=True)
     )
@@ -205,7 +226,7 @@ def measure(
         )  # fmt: skip
 
     if batch_sizes:
-        measure_batched(prompts, models, cfg, batch_sizes, fast, t_ref)
+        measure_batched(prompts, models, cfg, batch_sizes, fast, t_ref, repeats)
 
 
 def measure_batched(
@@ -215,11 +236,13 @@ def measure_batched(
     batch_sizes: tuple[int, ...],
     single: list,
     t_ref: float,
+    repeats: int = 1,
 ) -> None:
     """Lock-step batches (`nudge_batch`) against batched base-alone decoding and the one-by-one reference.
 
     The base alone decodes every row of a batch for as many steps as the batch's longest nudged answer
     (what batched generation of fixed-length answers costs), and its throughput counts all those tokens.
+    Each repeat runs every batch size once (nudging, lazy nudging, base alone, one after another).
     """
     base, small = models
     args = (base, small)
@@ -227,35 +250,49 @@ def measure_batched(
     lengths = [r.n_tokens for r in single]
     lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
     print("  lock-step batched decoding (evaluation workload):")
-    for size in batch_sizes:
-        row = {}
-        for name, c in (("official", cfg), ("lazy", lazy_cfg)):
+    ratios: dict[int, dict[str, list[float]]] = {
+        size: {"official": [], "lazy": [], "ref": []} for size in batch_sizes
+    }
+    for _ in range(repeats):
+        for size in batch_sizes:
+            row = {}
+            for name, c in (("official", cfg), ("lazy", lazy_cfg)):
+                t0 = time.perf_counter()
+                res = nudge_batch(*args, prompts, c, batch_size=size)
+                row[name] = (time.perf_counter() - t0, res)
             t0 = time.perf_counter()
-            res = nudge_batch(*args, prompts, c, batch_size=size)
-            row[name] = (time.perf_counter() - t0, res)
-        t0 = time.perf_counter()
-        base_tokens = 0
-        for i in range(0, len(prompts), size):
-            longest = max(lengths[i : i + size])
-            group = [p.base for p in prompts[i : i + size]]
-            generate_texts(base, group, max_new_tokens=longest, batch_size=size, stop_at_eos=False)
-            base_tokens += longest * len(group)
-        t_base = time.perf_counter() - t0
-        t_off, res = row["official"]
-        t_lazy, lazy_res = row["lazy"]
-        same = sum(a.text == b.text and a.segments == b.segments for a, b in zip(single, res, strict=True))
-        lazy_tokens = sum(r.n_tokens for r in lazy_res)
-        r1 = (tokens / t_off) / (base_tokens / t_base)
-        r1_lazy = (lazy_tokens / t_lazy) / (base_tokens / t_base)
-        print(
-            f"    batch {size:>2}: official {t_off:.2f}s = {tokens / t_off:.1f} tok/s (same output as one by "
-            f"one: {same}/{len(prompts)}), lazy {lazy_tokens / t_lazy:.1f} tok/s, base alone "
-            f"{base_tokens / t_base:.1f} tok/s"
+            base_tokens = 0
+            for i in range(0, len(prompts), size):
+                longest = max(lengths[i : i + size])
+                group = [p.base for p in prompts[i : i + size]]
+                generate_texts(base, group, max_new_tokens=longest, batch_size=size, stop_at_eos=False)
+                base_tokens += longest * len(group)
+            t_base = time.perf_counter() - t0
+            t_off, res = row["official"]
+            t_lazy, lazy_res = row["lazy"]
+            same = sum(
+                a.text == b.text and a.segments == b.segments for a, b in zip(single, res, strict=True)
+            )
+            lazy_tokens = sum(r.n_tokens for r in lazy_res)
+            ratios[size]["official"].append((tokens / t_off) / (base_tokens / t_base))
+            ratios[size]["lazy"].append((lazy_tokens / t_lazy) / (base_tokens / t_base))
+            ratios[size]["ref"].append(t_ref / t_off)
+            print(
+                f"    batch {size:>2}: official {t_off:.2f}s = {tokens / t_off:.1f} tok/s (same output as "
+                f"one by one: {same}/{len(prompts)}), lazy {lazy_tokens / t_lazy:.1f} tok/s, base alone "
+                f"{base_tokens / t_base:.1f} tok/s"
+            )
+    for size in batch_sizes:
+        r = ratios[size]
+        target = (
+            f" (target >= {TARGET_BATCHED}: {verdict(r['official'], TARGET_BATCHED)})"
+            if size == TARGET_BATCH_SIZE
+            else ""
         )
         print(
-            f"    RATIO batch {size:>2}: throughput nudging / base alone = {r1:.2f} (lazy {r1_lazy:.2f}); "
-            f"fast / reference one by one = {t_ref / t_off:.1f}x (target >= {TARGET_SPEEDUP}x: "
-            f"{'met' if t_ref / t_off >= TARGET_SPEEDUP else 'NOT met'})"
+            f"    RATIO batch {size:>2}: throughput nudging / base alone = {spread(r['official'])} over "
+            f"{repeats} repeats{target}; lazy {spread(r['lazy'])}; fast / reference one by one = "
+            f"{spread(r['ref'])}x (target >= {TARGET_SPEEDUP}x: {verdict(r['ref'], TARGET_SPEEDUP)})"
         )
 
 

@@ -380,6 +380,8 @@ def token_agreement(
     """Per answer position of the aligned model: base top-1 probability and the rank of the aligned token.
 
     Both models share the tokenizer (same family); the aligned model's greedy token is its top-1.
+    `content` marks the tokens that overlap the gold answer where the answer states it (the facts); the
+    other tokens are the answer's style (openings, connectives, formatting).
     """
     model, tok = base.model, base.tokenizer
     rows = []
@@ -387,7 +389,8 @@ def token_agreement(
         if not answer:
             continue
         p_ids = tok(base_prompt(item.question))["input_ids"]
-        a_ids = tok(answer, add_special_tokens=False)["input_ids"]
+        a_ids, spans = _ids_and_spans(tok, answer)
+        gold = _gold_spans(answer, item.answer)
         ids = torch.tensor([p_ids + a_ids], device=base.device)
         logits = model(input_ids=ids).logits[0, len(p_ids) - 1 : -1].float()
         probs = torch.softmax(logits, -1)
@@ -396,10 +399,48 @@ def token_agreement(
         ranks = (probs > p_target[:, None]).sum(-1) + 1
         p1 = probs.max(-1).values
         for pos, (p, r) in enumerate(zip(p1.tolist(), ranks.tolist(), strict=True)):
-            rows.append({"item": item.id, "task": item.task, "position": pos, "p1": p, "rank": int(r)})
+            start, end = spans[pos]
+            content = any(start < g_end and g_start < end for g_start, g_end in gold)
+            rows.append(
+                {
+                    "item": item.id,
+                    "task": item.task,
+                    "position": pos,
+                    "p1": p,
+                    "rank": int(r),
+                    "content": content,
+                }
+            )
     df = pd.DataFrame(rows)
     if len(df):
         df["label"] = np.where(
             df["rank"] == 1, "agree", np.where(df["rank"] <= 3, "weakly disagree", "disagree")
         )
     return df
+
+
+def _ids_and_spans(tok: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids of `text` (no special tokens) and each token's character span in it."""
+    if getattr(tok, "is_fast", False):
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    spans, prev = [], 0
+    for i in range(len(ids)):  # slow tokenizers: the span of each token from the decoded prefixes
+        end = len(tok.decode(ids[: i + 1]))
+        spans.append((prev, end))
+        prev = end
+    return list(ids), spans
+
+
+def _gold_spans(text: str, gold: str) -> list[tuple[int, int]]:
+    """Character spans of every case-insensitive occurrence of the gold answer in `text`."""
+    needle = gold.strip().lower()
+    if not needle:
+        return []
+    hay = text.lower()
+    spans, start = [], hay.find(needle)
+    while start >= 0:
+        spans.append((start, start + len(needle)))
+        start = hay.find(needle, start + 1)
+    return spans

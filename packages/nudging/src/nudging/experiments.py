@@ -201,6 +201,9 @@ _SUMMARY_KEYS = (
     "n",
     "disagree_share",
     "captured_at_0.5",
+    "captured_at_0.5_style",
+    "captured_at_0.5_content",
+    "content_share_of_disagreements",
     "captured_at_gamma",
     "below_0.5_share",
     "below_gamma_share",
@@ -214,10 +217,18 @@ def uncertainty_summary(df: pd.DataFrame, gamma: float) -> dict[str, float]:
         return {k: float("nan") for k in _SUMMARY_KEYS}
     dis = df["rank"] > 1
     low = df["p1"] < 0.1
+    content = df["content"].astype(bool) if "content" in df.columns else pd.Series(False, index=df.index)
+
+    def captured(mask: pd.Series) -> float:
+        return float((df.loc[mask, "p1"] < 0.5).mean()) if mask.any() else float("nan")
+
     return {
         "n": float(len(df)),
         "disagree_share": float(dis.mean()),
-        "captured_at_0.5": float((df.loc[dis, "p1"] < 0.5).mean()) if dis.any() else float("nan"),
+        "captured_at_0.5": captured(dis),
+        "captured_at_0.5_style": captured(dis & ~content),
+        "captured_at_0.5_content": captured(dis & content),
+        "content_share_of_disagreements": float(content[dis].mean()) if dis.any() else float("nan"),
         "captured_at_gamma": float((df.loc[dis, "p1"] < gamma).mean()) if dis.any() else float("nan"),
         "below_0.5_share": float((df["p1"] < 0.5).mean()),
         "below_gamma_share": float((df["p1"] < gamma).mean()),

@@ -91,9 +91,15 @@ def _setup_line(results: SeedResults, section: Evaluation) -> str:
         "the seed): tables show the across-seed mean with a 95% t-interval (`_lo` / `_hi`), one row per seed "
         "in `<table>_per_seed`"
     )
+    own = {f.name: f.gamma for f in getattr(section, "families", ()) if hasattr(f, "gamma")}
+    gamma = (
+        "gamma per family: " + ", ".join(f"{name} {own[name]:g}" for name in families if name in own)
+        if own and all(name in own for name in families)
+        else f"gamma {section.nudging.gamma}"
+    )
     return (
-        f"- Setup: scale `{section.SCALE}`; tasks: {tasks}; families: {', '.join(families)}; gamma "
-        f"{section.nudging.gamma} (sweep on {families[0]}); greedy decoding, at most "
+        f"- Setup: scale `{section.SCALE}`; tasks: {tasks}; families: {', '.join(families)}; {gamma} "
+        f"(sweep on {families[0]}); greedy decoding, at most "
         f"{section.nudging.max_new_tokens} new tokens; {seed_text}."
     )
 
