@@ -136,3 +136,23 @@ def test_section_checks(raw: dict, phrase: str) -> None:
 def test_default_sections() -> None:
     assert TinySection().n_seeds == 3 and PaperSection().n_seeds == 1
     assert TinySection.SCALE == "tiny" and PaperSection.SCALE == "paper"
+
+
+def test_ngram_claim_fails_when_a_seed_never_detects() -> None:
+    """A seed whose n-gram test never reaches p <= 0.01 is not evidence that it needs more tokens."""
+    import math
+
+    import pandas as pd
+
+    from palimpsest.claims import _ngram_claim
+
+    tokens = pd.DataFrame({"n_tokens": [100, 300], "log10_t_p": [-1.0, -3.0]})
+    found = pd.DataFrame(
+        {"target_tokens": [1000, 30000], "perm_p": [0.5, 0.3], "perm_p_single": [0.2, 0.005]}
+    )
+    never = found.assign(perm_p_single=[0.2, 0.02])
+    ok = _ngram_claim([tokens, tokens], [found, found])
+    assert ok.holds and ok.measured == 100.0 and ok.per_seed == (100.0, 100.0)
+    bad = _ngram_claim([tokens, tokens], [found, never])
+    assert not bad.holds and not bad.holds_interval and math.isnan(bad.measured)
+    assert "1 of 2 seed(s) never reached" in bad.details and "not within 30000" in bad.statement

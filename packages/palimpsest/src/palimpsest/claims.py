@@ -279,17 +279,27 @@ def _ngram_claim(tokens: list[pd.DataFrame], ngram: list[pd.DataFrame]) -> Claim
         ngram_text = f"{t_ngram:g}" if math.isfinite(t_ngram) else f"not within {largest:g}"
         paper_text = f"{t_paper:g}" if math.isfinite(t_paper) else f"not within {largest:g}"
         parts.append(f"reshuffle {t_reshuffle:g} vs n-gram {ngram_text} (all-match statistic: {paper_text})")
-    return _across_seeds(
-        "ngram_needs_more_tokens",
+    statement = (
         "the n-gram test reaches p <= 0.01 but needs far more tokens than the reshuffle test (ratio of "
         "tokens, single-document matches, the official code's variant; per seed: "
-        f"{'; '.join(parts)}; a test that never reaches it makes the claim fail)",
-        ratios,
-        ">=",
-        10.0,
-        paper_value=PAPER["ngram"],
-        source=SOURCES["ngram"],
+        f"{'; '.join(parts)}; a seed where either test never reaches it makes the claim fail)"
     )
+    kw: dict[str, Any] = {"paper_value": PAPER["ngram"], "source": SOURCES["ngram"]}
+    if any(math.isnan(r) for r in ratios):  # the across-seed mean would silently drop such a seed
+        missing = sum(math.isnan(r) for r in ratios)
+        return Claim.check(
+            "ngram_needs_more_tokens",
+            statement,
+            math.nan,
+            ">=",
+            10.0,
+            interval=(math.nan, math.nan),
+            per_seed=ratios,
+            method=_T_METHOD,
+            details=f"{missing} of {len(ratios)} seed(s) never reached p <= 0.01 on the text tried",
+            **kw,
+        )
+    return _across_seeds("ngram_needs_more_tokens", statement, ratios, ">=", 10.0, **kw)
 
 
 # ----------------------------------------------------------------------------------------- paper
