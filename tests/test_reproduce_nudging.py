@@ -62,7 +62,11 @@ def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
     assert "### table1_items" not in report and "### examples" not in report and "Ours vs paper" in report
 
     claims = json.loads((out / "claims.json").read_text())
-    assert claims["n_total"] == len(claims["claims"]) == 15
+    assert claims["n_total"] == 15 and claims["n_sanity"] == 4 == len(claims["claims"]) - 15
+    premise = [c["id"] for c in claims["claims"] if c["sanity"]]
+    kinds = ("opening", "alignment_is_style")
+    assert premise == [f"premise_{kind}_{f}" for f in ("llama", "neox") for kind in kinds]
+    assert "The paper's premise, checked before its claims" in report
     for c in claims["claims"]:
         assert isinstance(c["holds"], bool) and isinstance(c["holds_interval"], bool), c["id"]
         low, high = c["interval"]

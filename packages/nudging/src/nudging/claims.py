@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -46,11 +46,12 @@ SOURCES = {
 
 
 def claims(results: SeedResults, section: Evaluation) -> list[Claim]:
-    """The paper's 15 claims (with two families) on every seed's tables."""
+    """The paper's 15 claims (with two families) on every seed's tables, after the premise checks
+    (sanity checks: shown apart, outside the claim count)."""
     rng = results.seeds[0]
     items = results.stacked("table1_items")
     families = list(dict.fromkeys(items["family"]))
-    out: list[Claim] = []
+    out: list[Claim] = _premise_checks(results) if "table_knowledge" in results.frames else []
     for family in families:
         out += _table1_claims(results, items, family, section.n_bootstrap, rng)
     for family in families:
@@ -162,12 +163,60 @@ def _table1_claims(
 
 
 def _across_seeds(
-    id: str, statement: str, per_seed: Sequence[float], op: str, bound: float, **kwargs: str
+    id: str, statement: str, per_seed: Sequence[float], op: str, bound: float, **kwargs: Any
 ) -> Claim:
     """`Claim.across_seeds`, or a claim that does not hold when a seed's value is missing (NaN)."""
     if not all(math.isfinite(v) for v in per_seed):
-        return Claim.check(id, statement, math.nan, op, bound, per_seed=per_seed, **kwargs)  # type: ignore[arg-type]
-    return Claim.across_seeds(id, statement, per_seed, op, bound, **kwargs)  # type: ignore[arg-type]
+        return Claim.check(id, statement, math.nan, op, bound, per_seed=per_seed, **kwargs)
+    return Claim.across_seeds(id, statement, per_seed, op, bound, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------- premise
+#: How far (accuracy points) the premise checks let a model fall below the large base's probe accuracy.
+PREMISE_TOLERANCE = 10.0
+
+
+def _premise_checks(results: SeedResults) -> list[Claim]:
+    """The paper's premise, checked before its claims (sanity checks, outside the claim counts): the base
+    already knows the content, so (a) it keeps its arithmetic after an aligned opening, and (b) the
+    large aligned model knows what its base knows on the plain-text probes (alignment changed style)."""
+    frames = [f.set_index(["family", "model"]) for f in results.per_seed("table_knowledge")]
+    out = []
+    for family in dict.fromkeys(f for f, _ in frames[0].index):
+        if (family, "large base") not in frames[0].index:
+            continue
+        base = [f.loc[(family, "large base")] for f in frames]
+        out.append(
+            _across_seeds(
+                f"premise_opening_{family}",
+                f"premise ({family}): the large base keeps its arithmetic after an aligned opening "
+                f"(accuracy after the opening - on the plain probe, points; within {PREMISE_TOLERANCE:g})",
+                [float(b["arithmetic_after_opening"] - b["arithmetic"]) for b in base],
+                ">=",
+                -PREMISE_TOLERANCE,
+                source="Premise of the method: the base model already has the knowledge",
+                sanity=True,
+            )
+        )
+        if (family, "large aligned") in frames[0].index:
+            aligned = [f.loc[(family, "large aligned")] for f in frames]
+            out.append(
+                _across_seeds(
+                    f"premise_alignment_is_style_{family}",
+                    f"premise ({family}): the large aligned model knows what its base knows on the "
+                    "plain-text probes (mean of facts and arithmetic accuracy, aligned - base, points; "
+                    f"within {PREMISE_TOLERANCE:g})",
+                    [
+                        float((a["facts"] + a["arithmetic"]) / 2 - (b["facts"] + b["arithmetic"]) / 2)
+                        for a, b in zip(aligned, base, strict=True)
+                    ],
+                    ">=",
+                    -PREMISE_TOLERANCE,
+                    source="Premise of the method: alignment mostly changes style",
+                    sanity=True,
+                )
+            )
+    return out
 
 
 # ---------------------------------------------------------------------------------------- uncertainty

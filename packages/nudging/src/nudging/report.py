@@ -186,7 +186,21 @@ def notes(results: SeedResults, section: Evaluation) -> str:
             f"{n['nudged_tokens_%']:.1f}%); nudging's largest gain over the base is on {best} "
             f"({n[best] - b[best]:+.1f} points)."
         )
-    verdicts = claims(results, section)
+    checked = claims(results, section)
+    premise = [c for c in checked if c.sanity]
+    if premise:
+        broken = [c for c in premise if not c.holds]
+        lines.append(
+            "- The paper's premise, checked before its claims (sanity checks, outside the claim count): "
+            + (
+                "it holds here."
+                if not broken
+                else "it does not hold everywhere here, so read the claims with it: "
+                + "; ".join(f"`{c.id}` (measured {_fmt(c.measured)}, expected {c.expected})" for c in broken)
+                + "."
+            )
+        )
+    verdicts = [c for c in checked if not c.sanity]
     failing = [c for c in verdicts if not c.holds]
     unsure = [c for c in verdicts if c.holds and c.holds_interval is False]
     if failing:
