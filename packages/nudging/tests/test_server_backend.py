@@ -229,7 +229,10 @@ def test_streams_are_cut_where_the_base_model_becomes_uncertain(pair, server, se
     requests = result.info["base_requests"]
     assert stats["requests"] == requests and requests <= local.n_rounds + 2
     assert stats["aborted"] >= requests // 2  # the streams were closed, not read to max_tokens (65)
-    assert stats["generated_tokens"] <= result.info["base_received_tokens"] + 3 * requests
+    # The server notices a closed stream only when a later write fails, and how many tokens it decodes
+    # meanwhile depends on scheduling (3 per stream on an idle machine, up to 6 seen under load): the
+    # bound is a quarter of the 65 tokens an uncut stream would decode, not the idle figure.
+    assert stats["generated_tokens"] <= result.info["base_received_tokens"] + 16 * requests
 
 
 def test_batch_with_threads_equals_one_by_one(pair, served) -> None:
