@@ -22,7 +22,15 @@ from reprokit.stats import binomial_ci
 if TYPE_CHECKING:
     from reprokit.reproduce import SeedResults
 
-__all__ = ["KS_CRITICAL_1PCT", "PAPER", "SOURCES", "claims", "light_suspects", "tokens_to_reach"]
+__all__ = [
+    "KS_CRITICAL_1PCT",
+    "PAPER",
+    "SOURCES",
+    "claims",
+    "light_suspects",
+    "main_family",
+    "tokens_to_reach",
+]
 
 # The paper's published numbers, shown beside ours. [P]: the paper's text (abstract); [C]: its official
 # code and notebooks (github.com/RohithKuditipudi/blackbox-model-tracing), where the text was not available.
@@ -70,6 +78,13 @@ SOURCES = {
 KS_CRITICAL_1PCT = float(_st.kstwobign.isf(0.01))
 
 _T_METHOD = "Student-t across seeds"
+
+
+def main_family(frame: pd.DataFrame, section: Any) -> pd.DataFrame:
+    """The rows of the main query family (paper scale: `section.family`; tiny: every row)."""
+    if "family" not in frame.columns:
+        return frame
+    return frame[frame["family"] == section.family]
 
 
 def tokens_to_reach(tokens: Sequence[float], log10_p: Sequence[float], threshold: float = -2.0) -> float:
@@ -319,7 +334,7 @@ def _paper_claims(results: SeedResults, section: Any) -> list[Claim]:
             source=SOURCES["headline"],
         )
     ]
-    main = [f[f["family"] == section.family] if "family" in f.columns else f for f in query]
+    main = [main_family(f, section) for f in query]
     base = [f.set_index("suspect") for f in main]
     if section.ablation_suspect in base[0].index:
         out.append(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from palimpsest.claims import PAPER
+from palimpsest.claims import PAPER, main_family
 from palimpsest.experiments import fmt_log10_p
 from reprokit.results import PaperComparison
 
@@ -38,13 +38,6 @@ def _scale(section: Any) -> str:
     return getattr(section, "SCALE", "tiny")
 
 
-def _main_family(frame: pd.DataFrame, section: Any) -> pd.DataFrame:
-    """The rows of the main query family (paper scale: `section.family`; tiny: every row)."""
-    if "family" not in frame.columns:
-        return frame
-    return frame[frame["family"] == section.family]
-
-
 def comparisons(results: SeedResults, section: Any) -> list[PaperComparison]:
     """Our numbers (across-seed means) beside the paper's published ones."""
     paper = _scale(section) == "paper"
@@ -63,7 +56,7 @@ def comparisons(results: SeedResults, section: Any) -> list[PaperComparison]:
             "" if paper else f"tiny: 1 base + {len(query[0][query[0]['kind'] == 'derived']) - 1} derivatives",
         )
     )
-    q = _main_family(results.mean("table_query"), section).set_index("suspect")
+    q = main_family(results.mean("table_query"), section).set_index("suspect")
     if base in q.index:
         row = q.loc[base]
         out.append(
