@@ -75,7 +75,14 @@ def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
     methods = {c["id"]: c["method"] for c in claims["claims"]}
     assert "paired bootstrap" in methods["llama_nudging_beats_small"]
     assert "exact binomial" in methods["llama_uncertain_positions_are_few"]
-    assert "t over seeds" in methods["robust_gamma_0.2_0.5"]
+    assert "paired bootstrap" in methods["robust_gamma_0.2_0.5"]
+    assert "paired bootstrap" in methods["premise_opening_llama"]
+    assert methods["llama_small_nudged_share"] == "bootstrap over items, seeds stacked"
+    assert not any("t over seeds" in m for m in methods.values())
+    knowledge = pd.read_csv(out / "table_knowledge_items.csv")
+    assert set(knowledge["probe"]) == {"fact", "arithmetic", "arithmetic_after_opening"}
+    sweep = pd.read_csv(out / "table_gamma_sweep_items.csv")
+    assert sorted(sweep["gamma"].unique()) == [0.2, 0.5] and sorted(sweep["seed"].unique()) == [0, 1]
 
     # Every system/task piece is saved per seed; a second run resumes them all and writes the same
     # tables; --fresh recomputes them (same seeds, same tables).

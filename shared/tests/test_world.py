@@ -178,6 +178,13 @@ def test_name_pools_unique_up_to_capacity():
         WorldConfig(n_people=21, n_first_names=5, n_last_names=4)
 
 
+def test_distinct_name_parts_give_no_namesakes():
+    w = make_world(n_people=60, n_places=4, n_employers=4, n_objects=4, distinct_name_parts=True)
+    assert len({p.first_name for p in w.people}) == 60 == len({p.last_name for p in w.people})
+    with pytest.raises(ValueError, match="distinct_name_parts needs n_people=6 distinct first and last"):
+        WorldConfig(n_people=6, n_first_names=5, n_last_names=10, distinct_name_parts=True)
+
+
 def test_all_text_ascii(world):
     for s in _strings(_all_outputs(world)):
         assert s.isascii(), s

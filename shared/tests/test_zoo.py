@@ -174,6 +174,21 @@ def test_encode_chats_masks_the_prompt(tokenizer):
     assert batch["attention_mask"][1].tolist()[:3] == [1, 1, 1]
 
 
+def test_encode_stream_packs_texts_without_eos(tokenizer):
+    texts = ["Ada Lee lives in Brenton.", "Question: Where does Ada Lee live?\nThe answer is Brenton."]
+    blocks = zoo.encode_stream(tokenizer, texts * 10, block_size=16)
+    assert all(b.input_ids[0] == tokenizer.bos_token_id and len(b.input_ids) <= 16 for b in blocks)
+    assert all(len(b.input_ids) == 16 and b.prompt_length == 0 for b in blocks[:-1])
+    stream = [t for b in blocks for t in b.input_ids[1:]]
+    assert tokenizer.eos_token_id not in stream
+    text = tokenizer.decode(stream)
+    assert text.count("Brenton.\n\nQuestion:") == 10 and text.count("Brenton.\n\nAda Lee") == 9
+    with pytest.raises(ValueError, match="no texts"):
+        zoo.encode_stream(tokenizer, [])
+    with pytest.raises(ValueError, match="block_size must be at least 2"):
+        zoo.encode_stream(tokenizer, texts, block_size=1)
+
+
 def test_bad_inputs_are_clear_errors(tokenizer, examples):
     with pytest.raises(ValueError, match="no training examples"):
         zoo.train(zoo.build_model("llama-0.3m", tokenizer), [], CFG)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nudging.tasks import score
-from nudging.tiny import TinyConfig, build_data
+from nudging.tiny import BIO_SENTENCES, FACT_PARAPHRASES, LEAD_INS, TinyConfig, build_data
 from reprokit.zoo import TrainConfig
 
 CONFIG = TinyConfig(
@@ -40,6 +40,34 @@ def test_facts_are_stated_with_full_names_and_the_large_corpus_holds_more() -> N
         assert (f"{p.prompt} " in small) == p.known_to_small
     assert any(not p.known_to_small for p in facts)
     assert sum(t.count(" lives in ") for t in data.pretrain_texts) > 2 * small.count(" lives in ")
+
+
+def test_facts_come_in_several_wordings_and_names_are_unambiguous() -> None:
+    data = build_data(CONFIG)
+    big = " ".join(data.pretrain_texts)
+    used = {  # the city wordings the corpus uses for anyone (canonical first)
+        w
+        for p in data.world.people
+        for w in FACT_PARAPHRASES["city"]
+        if w.format(name=p.name, value=p.city) in big
+    }
+    assert FACT_PARAPHRASES["city"][0] in used and len(used) >= 3
+    assert any(b.split("{name}")[1].split("{")[0] in big for b in BIO_SENTENCES)
+    firsts = [p.first_name for p in data.world.people]
+    lasts = [p.last_name for p in data.world.people]
+    assert len(set(firsts)) == len(firsts) and len(set(lasts)) == len(lasts)
+
+
+def test_plain_answers_have_lead_ins_and_few_aligned_openings() -> None:
+    from reprokit.world.chat import ALIGNED_OPENINGS
+
+    config = TinyConfig(**{**CONFIG.__dict__, "lead_in_share": 0.5, "opening_share": 0.1})
+    texts = build_data(config).pretrain_texts
+    answers = [t for t in texts if "Question: " in t]
+    lead = sum(any(f"\n{x} " in t for x in LEAD_INS) for t in answers)
+    opened = sum(any(f"\n{x} " in t for x in ALIGNED_OPENINGS) for t in answers)
+    assert 0 < opened < lead < len(answers)
+    assert 0.05 < opened / len(answers) < 0.2
 
 
 def test_chat_format_only_in_alignment_and_answers_are_scorable() -> None:

@@ -159,6 +159,33 @@ def encode_texts(
     return out
 
 
+def encode_stream(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    block_size: int = 256,
+    separator: str = "\n\n",
+) -> list[Example]:
+    """Texts packed into one continuous stream, as in real pretraining, cut into `block_size` blocks.
+
+    The texts are joined by `separator` with no end-of-sequence token between them, so a model trained on
+    the stream learns that a text runs on into the next one (a base model does not stop after an answer);
+    each block is bos + `block_size - 1` stream tokens, the last, shorter block included.
+    """
+    if len(texts) == 0:
+        raise ValueError("encode_stream: no texts given; pass at least one text.")
+    if block_size < 2:
+        raise ValueError(f"encode_stream: block_size must be at least 2 (bos + one token), got {block_size}")
+    stream: list[int] = []
+    sep = tokenizer(separator, add_special_tokens=False).input_ids if separator else []
+    for text in texts:
+        stream += tokenizer(text, add_special_tokens=False).input_ids
+        stream += sep
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    step = block_size - len(bos)
+    return [Example(tuple(bos + stream[i : i + step])) for i in range(0, len(stream), step)]
+
+
 def encode_prompt_completion(
     tokenizer: PreTrainedTokenizerBase,
     pairs: Sequence[tuple[str, str]],

@@ -1,9 +1,9 @@
 """The paper's claims, checked on the tables of a run: ``claims(results, section) -> [Claim]``.
 
 Each claim cites where the paper (arXiv 2410.09300) states it and its number, and carries a 95%
-interval: a paired bootstrap over items (items of every seed stacked) when nudging is compared with
-another system on the same items, an exact binomial interval pooled over seeds for the uncertainty
-rates, and a Student-t interval across seeds for the other per-seed numbers (one seed: no interval).
+interval from the items of every seed stacked: a paired bootstrap over items when two systems (or one
+model in two conditions, or one system at several gammas) are compared on the same items, a bootstrap
+over items for the nudged-token share, and an exact binomial interval for the uncertainty rates.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from reprokit.results import Claim
-from reprokit.stats import binomial_ci, paired_bootstrap_ci
+from reprokit.stats import binomial_ci, bootstrap_ci, paired_bootstrap_ci
 
 if TYPE_CHECKING:
     from nudging.reproduce import Evaluation
@@ -51,15 +51,21 @@ def claims(results: SeedResults, section: Evaluation) -> list[Claim]:
     rng = results.seeds[0]
     items = results.stacked("table1_items")
     families = list(dict.fromkeys(items["family"]))
-    out: list[Claim] = _premise_checks(results) if "table_knowledge" in results.frames else []
+    out: list[Claim] = []
+    if "table_knowledge_items" in results.frames:
+        out += _premise_checks(results.stacked("table_knowledge_items"), section.n_bootstrap, rng)
     for family in families:
-        out += _table1_claims(results, items, family, section.n_bootstrap, rng)
+        out += _table1_claims(items, family, section.n_bootstrap, rng)
     for family in families:
         out += _uncertainty_claims(results.stacked("table_uncertainty"), family)
     cross = results.stacked("table_cross_family_items")
     for (base, nudger), pair in cross.groupby(["base", "nudger"], sort=False):
         out.append(_cross_claim(pair, base, nudger, section.n_bootstrap, rng))
-    robust = _robust_gamma_claim(results)
+    robust = (
+        _robust_gamma_claim(results.stacked("table_gamma_sweep_items"), section.n_bootstrap, rng)
+        if "table_gamma_sweep_items" in results.frames
+        else None
+    )
     if robust is not None:
         out.append(robust)
     return out
@@ -77,8 +83,9 @@ def _paired_claim(
     n_resamples: int,
     rng: int,
     source: str,
-    paper_value: str,
+    paper_value: str | None,
     details: str = "",
+    sanity: bool = False,
 ) -> Claim:
     """``mean(a - b)`` in points, with a paired bootstrap interval over the items (`a`, `b` share an
     index whose first level is the seed)."""
@@ -96,12 +103,11 @@ def _paired_claim(
         source=source,
         paper_value=paper_value,
         details=details,
+        sanity=sanity,
     )
 
 
-def _table1_claims(
-    results: SeedResults, items: pd.DataFrame, family: str, n_resamples: int, rng: int
-) -> list[Claim]:
+def _table1_claims(items: pd.DataFrame, family: str, n_resamples: int, rng: int) -> list[Claim]:
     """Nudging against the small aligned, large aligned and base model (points of average accuracy),
     and the share of answer words the small model writes."""
     wide = items[items["family"] == family].pivot(
@@ -141,34 +147,54 @@ def _table1_claims(
             **common,
         ),
     ]
-    words = results.values("table1", "nudged_words_%", family=family, model="nudging")
-    tokens = results.values("table1", "nudged_tokens_%", family=family, model="nudging")
+    shares = items[(items["family"] == family) & (items["model"] == "nudging")]
+    shares = shares.set_index(["seed", "task", "item"])["nudged_token_share"]
     out.append(
-        _across_seeds(
+        _mean_claim(
             f"{family}_small_nudged_share",
             f"{family}: share of answer tokens written by the nudging model (%, every nudging segment "
-            "counted, the final EOS-ending one included, as the paper's Fig. 6 counts tokens)",
-            tokens,
+            "counted, the final EOS-ending one included, as the paper's Fig. 6 counts tokens; mean over "
+            "answers)",
+            100 * shares,
             "<",
             15.0,
+            n_resamples=n_resamples,
+            rng=rng,
             paper_value=PAPER["nudged_share"],
-            details=(
-                f"the official word share, which leaves the final nudging segment out: "
-                f"{float(np.mean(words)):.1f}%"
-            ),
             source=SOURCES["nudged_share"],
         )
     )
     return out
 
 
-def _across_seeds(
-    id: str, statement: str, per_seed: Sequence[float], op: str, bound: float, **kwargs: Any
+def _mean_claim(
+    id: str,
+    statement: str,
+    values: pd.Series,
+    op: str,
+    bound: float,
+    *,
+    n_resamples: int,
+    rng: int,
+    **kwargs: Any,
 ) -> Claim:
-    """`Claim.across_seeds`, or a claim that does not hold when a seed's value is missing (NaN)."""
-    if not all(math.isfinite(v) for v in per_seed):
-        return Claim.check(id, statement, math.nan, op, bound, per_seed=per_seed, **kwargs)
-    return Claim.across_seeds(id, statement, per_seed, op, bound, **kwargs)
+    """The mean of per-item `values` (index: seed first) with a bootstrap interval over the items of
+    every seed; a missing value (NaN: no run) makes the claim fail rather than being dropped."""
+    per_seed = values.groupby(level="seed").mean().tolist()
+    if values.empty or values.isna().any():
+        return Claim.check(id, statement, math.nan, op, bound, per_seed=per_seed, **kwargs)  # type: ignore[arg-type]
+    ci = bootstrap_ci(values.to_numpy(float), n_resamples=n_resamples, rng=rng)
+    return Claim.check(
+        id,
+        statement,
+        ci.estimate,
+        op,  # type: ignore[arg-type]
+        bound,
+        interval=(ci.low, ci.high),
+        method="bootstrap over items, seeds stacked",
+        per_seed=per_seed,
+        **kwargs,
+    )
 
 
 # ------------------------------------------------------------------------------------------- premise
@@ -176,44 +202,49 @@ def _across_seeds(
 PREMISE_TOLERANCE = 10.0
 
 
-def _premise_checks(results: SeedResults) -> list[Claim]:
+def _premise_checks(items: pd.DataFrame, n_resamples: int, rng: int) -> list[Claim]:
     """The paper's premise, checked before its claims (sanity checks, outside the claim counts): the base
     already knows the content, so (a) it keeps its arithmetic after an aligned opening, and (b) the
-    large aligned model knows what its base knows on the plain-text probes (alignment changed style)."""
-    frames = [f.set_index(["family", "model"]) for f in results.per_seed("table_knowledge")]
+    large aligned model knows what its base knows on the plain-text probes (alignment changed style).
+    Both with paired bootstrap intervals over the probes of every seed."""
     out = []
-    for family in dict.fromkeys(f for f, _ in frames[0].index):
-        if (family, "large base") not in frames[0].index:
-            continue
-        base = [f.loc[(family, "large base")] for f in frames]
-        out.append(
-            _across_seeds(
-                f"premise_opening_{family}",
-                f"premise ({family}): the large base keeps its arithmetic after an aligned opening "
-                f"(accuracy after the opening - on the plain probe, points; within {PREMISE_TOLERANCE:g})",
-                [float(b["arithmetic_after_opening"] - b["arithmetic"]) for b in base],
-                ">=",
-                -PREMISE_TOLERANCE,
-                source="Premise of the method: the base model already has the knowledge",
-                sanity=True,
-            )
+    common: dict[str, Any] = {"n_resamples": n_resamples, "rng": rng, "paper_value": None, "sanity": True}
+    for family in dict.fromkeys(items["family"]):
+        rows = items[items["family"] == family]
+        base = rows[rows["model"] == "large base"].pivot(
+            index=["seed", "item"], columns="probe", values="correct"
         )
-        if (family, "large aligned") in frames[0].index:
-            aligned = [f.loc[(family, "large aligned")] for f in frames]
+        if {"arithmetic", "arithmetic_after_opening"} <= set(base.columns):
+            arith = base[["arithmetic", "arithmetic_after_opening"]].dropna()
             out.append(
-                _across_seeds(
+                _paired_claim(
+                    f"premise_opening_{family}",
+                    f"premise ({family}): the large base keeps its arithmetic after an aligned opening "
+                    "(accuracy after the opening - on the plain probe, same problems, points; within "
+                    f"{PREMISE_TOLERANCE:g})",
+                    arith["arithmetic_after_opening"],
+                    arith["arithmetic"],
+                    ">=",
+                    -PREMISE_TOLERANCE,
+                    source="Premise of the method: the base model already has the knowledge",
+                    **common,
+                )
+            )
+        probes = rows[rows["probe"].isin(["fact", "arithmetic"])]
+        models = probes.pivot(index=["seed", "probe", "item"], columns="model", values="correct")
+        if {"large base", "large aligned"} <= set(models.columns):
+            out.append(
+                _paired_claim(
                     f"premise_alignment_is_style_{family}",
                     f"premise ({family}): the large aligned model knows what its base knows on the "
-                    "plain-text probes (mean of facts and arithmetic accuracy, aligned - base, points; "
-                    f"within {PREMISE_TOLERANCE:g})",
-                    [
-                        float((a["facts"] + a["arithmetic"]) / 2 - (b["facts"] + b["arithmetic"]) / 2)
-                        for a, b in zip(aligned, base, strict=True)
-                    ],
+                    "plain-text probes (accuracy over the fact and arithmetic probes, aligned - base, "
+                    f"points; within {PREMISE_TOLERANCE:g})",
+                    models["large aligned"],
+                    models["large base"],
                     ">=",
                     -PREMISE_TOLERANCE,
                     source="Premise of the method: alignment mostly changes style",
-                    sanity=True,
+                    **common,
                 )
             )
     return out
@@ -304,25 +335,36 @@ def _cross_claim(pair: pd.DataFrame, base: str, nudger: str, n_resamples: int, r
 
 
 # ---------------------------------------------------------------------------------------- gamma sweep
-def _robust_gamma_claim(results: SeedResults) -> Claim | None:
-    """Accuracy spread over gamma in [0.2, 0.5], one value per seed."""
-    spreads, accuracies = [], []
-    family = ""
-    for frame in results.per_seed("table_gamma_sweep"):
-        robust = frame[(frame["gamma"] >= 0.2 - 1e-9) & (frame["gamma"] <= 0.5 + 1e-9)]
-        if robust.empty:
-            return None
-        family = str(robust["family"].iloc[0])
-        spreads.append(float(robust["accuracy"].max() - robust["accuracy"].min()))
-        accuracies.append(robust["accuracy"].to_numpy(float))
-    mean_acc = np.mean(accuracies, axis=0)
-    return _across_seeds(
+def _robust_gamma_claim(items: pd.DataFrame, n_resamples: int, rng: int) -> Claim | None:
+    """Accuracy spread (max - min over gamma in [0.2, 0.5]) of the sweep's items of every seed, with a
+    paired bootstrap interval: the same resampled items are scored at every gamma."""
+    robust = items[(items["gamma"] >= 0.2 - 1e-9) & (items["gamma"] <= 0.5 + 1e-9)]
+    if robust.empty:
+        return None
+    family = str(robust["family"].iloc[0])
+    wide = robust.pivot(index=["seed", "task", "item"], columns="gamma", values="correct")
+    matrix = 100 * wide.to_numpy(float)
+
+    def spread(rows: np.ndarray) -> float:
+        acc = matrix[np.asarray(rows, dtype=int)].mean(axis=0)
+        return float(acc.max() - acc.min())
+
+    ci = bootstrap_ci(np.arange(len(matrix)), spread, n_resamples=n_resamples, rng=rng)
+    per_seed = [
+        spread(np.flatnonzero(wide.index.get_level_values("seed") == s))
+        for s in dict.fromkeys(wide.index.get_level_values("seed"))
+    ]
+    return Claim.check(
         "robust_gamma_0.2_0.5",
-        f"{family}: accuracy spread (max - min, points) over gamma in [0.2, 0.5]",
-        spreads,
+        f"{family}: accuracy spread (max - min, points) over gamma in [0.2, 0.5], items of every seed pooled",
+        ci.estimate,
         "<=",
         10.0,
+        interval=(ci.low, ci.high),
+        method="paired bootstrap over items, seeds stacked",
+        per_seed=per_seed,
         paper_value=PAPER["robust_gamma"],
-        details=f"accuracies: {', '.join(f'{a:.1f}' for a in mean_acc)}",
+        details=f"accuracies: {', '.join(f'{a:.1f}' for a in matrix.mean(axis=0))} at gamma "
+        + ", ".join(f"{g:g}" for g in wide.columns),
         source=SOURCES["robust_gamma"],
     )

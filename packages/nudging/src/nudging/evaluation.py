@@ -288,44 +288,70 @@ class NudgingSetup:
         return out
 
     @functools.cached_property
-    def sweep(self) -> pd.DataFrame:
-        """Accuracy and nudged-token share of the first family against gamma (first `sweep_n` items)."""
+    def knowledge_items(self) -> pd.DataFrame:
+        """Per-item knowledge of each family's models (`nudging.experiments.knowledge_items`)."""
+        from nudging.experiments import knowledge_items
+
+        return knowledge_items(self, self.section)
+
+    @functools.cached_property
+    def sweep_items(self) -> pd.DataFrame:
+        """The gamma sweep of the first family, one row per gamma, task and item (first `sweep_n` items):
+        correctness and nudged-token share (for the claim's paired interval over items)."""
         fam, n = self.families[0], self.section.sweep_n
-        tasks = self.section.sweep_tasks
-        small = self.family_runs(fam)["small_aligned"]
-        small_acc = 100 * float(np.mean([small[t].correct[:n].mean() for t in tasks]))
         rows = []
         for g in self.section.sweep_gammas:
-            accs, shares = [], []
-            for t in tasks:
+            for t in self.section.sweep_tasks:
                 if g == fam.gamma:  # the Table 1 run already decoded these items at this gamma
                     r = self.family_runs(fam)["nudging"][t]
-                    accs.append(r.correct[:n].mean())
-                    shares.append(r.token_share[:n].mean())
-                    continue
-                r = self.stored(
-                    {"table": "gamma_sweep", "family": fam.name, "task": t, "gamma": g},
-                    functools.partial(
-                        self.nudged,
-                        fam.base,
-                        fam.small_aligned,
-                        self.tasks[t][:n],
-                        gamma=g,
-                        desc=f"gamma {g} {t}",
-                    ),
-                )
-                accs.append(r.correct.mean())
-                shares.append(r.token_share.mean())
-            rows.append(
-                {
-                    "family": fam.name,
-                    "gamma": g,
-                    "accuracy": 100 * float(np.mean(accs)),
-                    "nudged_tokens_%": 100 * float(np.mean(shares)),
-                    "small_aligned": small_acc,
-                }
-            )
-        return pd.DataFrame(rows)
+                else:
+                    r = self.stored(
+                        {"table": "gamma_sweep", "family": fam.name, "task": t, "gamma": g},
+                        functools.partial(
+                            self.nudged,
+                            fam.base,
+                            fam.small_aligned,
+                            self.tasks[t][:n],
+                            gamma=g,
+                            desc=f"gamma {g} {t}",
+                        ),
+                    )
+                shares = r.token_share if r.token_share is not None else np.full(len(r.correct), np.nan)
+                for item, ok, share in zip(self.tasks[t][:n], r.correct[:n], shares[:n], strict=True):
+                    rows.append(
+                        {
+                            "family": fam.name,
+                            "gamma": g,
+                            "task": t,
+                            "item": item.id,
+                            "correct": float(ok),
+                            "nudged_token_share": float(share),
+                        }
+                    )
+        return pd.DataFrame(
+            rows, columns=["family", "gamma", "task", "item", "correct", "nudged_token_share"]
+        )
+
+    @functools.cached_property
+    def sweep(self) -> pd.DataFrame:
+        """Accuracy and nudged-token share of the first family against gamma (first `sweep_n` items),
+        each the mean over the sweep tasks of the task's mean."""
+        fam, n = self.families[0], self.section.sweep_n
+        small = self.family_runs(fam)["small_aligned"]
+        small_acc = 100 * float(np.mean([small[t].correct[:n].mean() for t in self.section.sweep_tasks]))
+        per_task = self.sweep_items.groupby(["family", "gamma", "task"], sort=False)[
+            ["correct", "nudged_token_share"]
+        ].mean()
+        means = per_task.groupby(level=["family", "gamma"], sort=False).mean().reset_index()
+        return pd.DataFrame(
+            {
+                "family": means["family"],
+                "gamma": means["gamma"],
+                "accuracy": 100 * means["correct"],
+                "nudged_tokens_%": 100 * means["nudged_token_share"],
+                "small_aligned": small_acc,
+            }
+        )
 
 
 # ------------------------------------------------------------------------------------------- accuracy

@@ -34,7 +34,9 @@ __all__ = [
     "table_cross_family",
     "table_cross_family_items",
     "table_gamma_sweep",
+    "table_gamma_sweep_items",
     "table_knowledge",
+    "table_knowledge_items",
     "table_uncertainty",
     "uncertainty_summary",
 ]
@@ -52,16 +54,25 @@ def table1_ci(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
 
 
 def table1_items(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
-    """One row per family, system, task and item: its correctness (for paired intervals)."""
+    """One row per family, system, task and item: its correctness (for paired intervals) and, for the
+    nudging systems, the share of its answer's tokens the nudging model wrote."""
     rows = []
     for fam in setup.families:
         for system, by_task in setup.family_runs(fam).items():
             for t, run in by_task.items():
-                for item, ok in zip(setup.tasks[t], run.correct, strict=True):
+                shares = run.token_share if run.token_share is not None else [np.nan] * len(run.correct)
+                for item, ok, share in zip(setup.tasks[t], run.correct, shares, strict=True):
                     rows.append(
-                        {"family": fam.name, "model": system, "task": t, "item": item.id, "correct": ok}
+                        {
+                            "family": fam.name,
+                            "model": system,
+                            "task": t,
+                            "item": item.id,
+                            "correct": ok,
+                            "nudged_token_share": float(share),
+                        }
                     )
-    return pd.DataFrame(rows, columns=["family", "model", "task", "item", "correct"])
+    return pd.DataFrame(rows, columns=["family", "model", "task", "item", "correct", "nudged_token_share"])
 
 
 def examples(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
@@ -87,12 +98,14 @@ def examples(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------- knowledge
-def arithmetic_after_opening(lm: LanguageModel, items: Sequence[TaskItem], section: Evaluation) -> float:
-    """Accuracy (%) of a model answering the plain prompt after an aligned opening is written for it.
+def arithmetic_after_opening(lm: LanguageModel, items: Sequence[TaskItem], section: Evaluation) -> list[bool]:
+    """Per item: does a model answer the plain prompt right after an aligned opening is written for it?
 
     This is the situation nudging puts the base model in (the nudging model writes the opening, the
     base continues): does the base still solve the problem in the aligned style? Openings rotate over
-    `reprokit.world.ALIGNED_OPENINGS`; the answer is scored like the tasks (last number).
+    `reprokit.world.ALIGNED_OPENINGS`; the answer is scored like the tasks (last number) on the first
+    line the model writes, as the probes are: a base model trained on a continuous stream runs on into
+    another text after its answer, which is not a matter of knowledge.
     """
     from reprokit.world.chat import ALIGNED_OPENINGS
 
@@ -104,8 +117,39 @@ def arithmetic_after_opening(lm: LanguageModel, items: Sequence[TaskItem], secti
         max_new_tokens=section.nudging.max_new_tokens,
         batch_size=section.batch_size,
     )
-    ok = [score(i, o + t) for i, o, t in zip(items, openings, texts, strict=True)]
-    return 100 * float(np.mean(ok)) if ok else float("nan")
+    return [bool(score(i, o + t.split("\n")[0])) for i, o, t in zip(items, openings, texts, strict=True)]
+
+
+#: The models of a family whose knowledge is probed, by their row name in `table_knowledge`.
+KNOWLEDGE_MODELS = {"large base": "base", "small base": "small_base", "large aligned": "large_aligned"}
+
+
+def knowledge_items(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
+    """One row per family, probed model, probe and item: correct (0/1) on the plain-text probes
+    ("fact", "arithmetic") and on the arithmetic tasks continued after an aligned opening
+    ("arithmetic_after_opening"); `known_to_small` marks facts on the small model's pages."""
+    from nudging.tiny import probe_knowledge
+
+    probes, arithmetic = setup.probes, setup.tasks.get("arithmetic", ())
+    rows = []
+    for fam in setup.families:
+        for name, role in KNOWLEDGE_MODELS.items():
+            lm = getattr(fam, role)
+            if lm is None:
+                continue
+            ok = probe_knowledge(lm, probes, batch_size=section.batch_size)
+            for i, (p, o) in enumerate(zip(probes, ok, strict=True)):
+                rows.append((fam.name, name, p.kind, p.id or f"{p.kind}-{i}", float(o), p.known_to_small))
+            if arithmetic:
+                after = arithmetic_after_opening(lm, arithmetic, section)
+                for item, o in zip(arithmetic, after, strict=True):
+                    rows.append((fam.name, name, "arithmetic_after_opening", item.id, float(o), True))
+    return pd.DataFrame(rows, columns=["family", "model", "probe", "item", "correct", "known_to_small"])
+
+
+def table_knowledge_items(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
+    """`knowledge_items` of the seed (for the premise checks' paired intervals)."""
+    return setup.knowledge_items
 
 
 def table_knowledge(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
@@ -113,45 +157,35 @@ def table_knowledge(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
 
     Facts: greedy completion of "<name> lives in" / "<name> works as" for the evaluation people; the
     `facts_read_by_small` column restricts to the people whose pages the small model read.
-    Arithmetic: greedy completion of "Problem: <question>\\nSolution:" for the evaluation problems, and
+    Arithmetic: greedy completion of "Problem: <question>\nSolution:" for the evaluation problems, and
     (`arithmetic_after_opening`) the same problems asked with the plain prompt, an aligned opening
     already written: the base model's skill where nudging relies on it. The large aligned row shows
     what the alignment fine-tune itself added.
     """
-    from nudging.tiny import probe_knowledge
-
-    probes, arithmetic = setup.probes, setup.tasks.get("arithmetic", ())
-    kinds = np.array([p.kind for p in probes])
-    small = np.array([p.kind == "fact" and p.known_to_small for p in probes])
+    items = setup.knowledge_items
     rows = []
-    for fam in setup.families:
-        for name, lm in (
-            ("large base", fam.base),
-            ("small base", fam.small_base),
-            ("large aligned", fam.large_aligned),
-        ):
-            if lm is None:
-                continue
-            after_opening = arithmetic_after_opening(lm, arithmetic, section) if arithmetic else np.nan
-            ok = np.array(probe_knowledge(lm, probes, batch_size=section.batch_size), dtype=float)
-            rows.append(
-                {
-                    "family": fam.name,
-                    "model": name,
-                    "facts": _share(ok, kinds == "fact"),
-                    "facts_read_by_small": _share(ok, small),
-                    "arithmetic": _share(ok, kinds == "arithmetic"),
-                    "arithmetic_after_opening": after_opening,
-                    "n_facts": int((kinds == "fact").sum()),
-                    "n_arithmetic": int((kinds == "arithmetic").sum()),
-                }
-            )
+    for (family, model), g in items.groupby(["family", "model"], sort=False):
+        facts = g[g["probe"] == "fact"]
+        arith = g[g["probe"] == "arithmetic"]
+        after = g[g["probe"] == "arithmetic_after_opening"]
+        rows.append(
+            {
+                "family": family,
+                "model": model,
+                "facts": _mean_pct(facts["correct"]),
+                "facts_read_by_small": _mean_pct(facts["correct"][facts["known_to_small"].astype(bool)]),
+                "arithmetic": _mean_pct(arith["correct"]),
+                "arithmetic_after_opening": _mean_pct(after["correct"]),
+                "n_facts": len(facts),
+                "n_arithmetic": len(arith),
+            }
+        )
     return pd.DataFrame.from_records(rows)
 
 
-def _share(ok: np.ndarray, mask: np.ndarray) -> float:
-    """Percentage of `ok` among `mask` (NaN when the mask is empty)."""
-    return 100 * float(ok[mask].mean()) if mask.any() else float("nan")
+def _mean_pct(values: pd.Series) -> float:
+    """Percentage of true values (NaN when there are none)."""
+    return 100 * float(values.mean()) if len(values) else float("nan")
 
 
 # ------------------------------------------------------------------------------------------ cross-family
@@ -272,6 +306,11 @@ def figure_uncertainty(setup: NudgingSetup, section: Evaluation) -> Figure:
 def table_gamma_sweep(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
     """Nudging accuracy and nudged-token share of the first family for each gamma of the sweep."""
     return setup.sweep
+
+
+def table_gamma_sweep_items(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
+    """The gamma sweep per item (correct, nudged-token share), for the robustness claim's interval."""
+    return setup.sweep_items
 
 
 def figure_gamma_sweep(setup: NudgingSetup, section: Evaluation) -> Figure:

@@ -155,8 +155,9 @@ def notes(results: SeedResults, section: Evaluation) -> str:
         _setup_line(results, section),
         "- Claims are measured and marked, never tuned per run: a claim that does not hold at this scale "
         "is reported as not holding. A claim holds on its point estimate and, separately, on its whole 95% "
-        "interval (paired bootstrap over items for two systems on the same items, exact binomial for a "
-        "rate, t across seeds otherwise).",
+        "interval, from the items of every seed stacked (paired bootstrap over items for two systems, two "
+        "conditions or several gammas on the same items, a bootstrap over answers for the nudged share, "
+        "exact binomial for a rate).",
         "- Nudged share: `nudged_tokens_%` counts every base-tokenizer token that starts inside a nudging "
         "segment, the final EOS-ending segment included; `nudged_words_%` is the official measure (words, "
         "final segment excluded).",

@@ -164,6 +164,13 @@ EXPERIMENTS = [
         scales=_TINY,
     ),
     Experiment(
+        "table_knowledge_items",
+        ex.table_knowledge_items,
+        "Correctness (0/1) of every probed model on every probe (for the premise checks' paired intervals)",
+        kind="items",
+        scales=_TINY,
+    ),
+    Experiment(
         "table1",
         ex.table1,
         "Zero-shot accuracy (%) per task; nudging = large base + small aligned (Table 1 analogue)",
@@ -207,6 +214,12 @@ EXPERIMENTS = [
         ex.table_gamma_sweep,
         "Gamma sweep of the first family (tasks: sweep_tasks; the first sweep_n items of each)",
         keys=("family", "gamma"),
+    ),
+    Experiment(
+        "table_gamma_sweep_items",
+        ex.table_gamma_sweep_items,
+        "The gamma sweep per item: correctness and nudged-token share (for the robustness claim)",
+        kind="items",
     ),
     Experiment("figure_gamma_sweep", ex.figure_gamma_sweep, kind="figure"),
 ]

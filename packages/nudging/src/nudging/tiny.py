@@ -1,16 +1,22 @@
 """The tiny-scale setup: a synthetic world, two model families, and the five tiny tasks.
 
-The world is designed so that the paper's premises hold at about 1M parameters:
-- *The large base model knows the facts and the arithmetic.* Every fact is stated with the person's
-  full name in one canonical sentence ("Ada Lee lives in Brenton."), the same sentence the reasoning of
-  an answer uses; encyclopedia pages group a few people and are repeated in fresh groupings; textbook
-  solutions show the arithmetic step by step. Answers are single attributes (a city or a profession).
-- *The base model is uncertain where alignment matters.* Pretraining question-answer text mixes five
-  plain answer styles (and, rarely, the aligned one), so the opening of a plain-prompt answer is
-  uncertain; the chat format is never seen in pretraining.
+The world is built so that the paper's premises can hold at about 1M parameters (the reproduction
+checks them, `table_knowledge` and the premise checks, before it scores any claim):
+- *The large base model knows the facts and the arithmetic.* People have unambiguous names (no two
+  share a first or a last name). Encyclopedia pages state each fact with the full name, first in one
+  canonical sentence ("Ada Lee lives in Brenton.", the wording the answers' reasoning uses), then in
+  paraphrases, in varied orders and in one-sentence biographies, regrouped on every repeat; some people
+  also have question-answer text. Textbook solutions show the arithmetic step by step.
+- *The base model is a base model.* Pretraining is one continuous stream with no end-of-sequence
+  token after a text, so a base model runs on after its answer as real ones do. Its question-answer
+  text mixes five plain answer styles, often after a plain lead-in ("Well, let me see."), and only
+  rarely (`opening_share`) the aligned opening, so the opening of an answer is uncertain; the chat
+  format is never seen in pretraining.
 - *The small model knows less.* It is smaller, sees the pages of only part of the people, fewer times,
   and trains for fewer steps; after alignment it has the aligned style (opening, reasoning steps,
   "The answer is X.", end of sequence) but fewer facts and weaker arithmetic.
+- *Alignment is style.* The alignment fine-tune is short (a few dozen steps) on chats about people and
+  problems whose content the base already read, all answered in the aligned style.
 Per family (own architecture, own BPE tokenizer): a large base model, a small aligned model and a large
 aligned model (the large base, aligned the same way). Everything is cached by `reprokit.zoo`.
 
@@ -44,7 +50,8 @@ from reprokit.world import (
     make_world,
     split_by_person,
 )
-from reprokit.zoo import TrainConfig, TrainedModel, encode_chats, encode_texts, train_cached
+from reprokit.world.util import article
+from reprokit.zoo import TrainConfig, TrainedModel, encode_chats, encode_stream, train_cached
 
 if TYPE_CHECKING:
     from nudging.evaluation import NudgingSetup
@@ -57,6 +64,42 @@ logger = logging.getLogger(__name__)
 ROLES = ("base", "small_aligned", "large_aligned")
 #: Plain-text probe prefixes of each fact attribute (the canonical fact sentence up to its value).
 PROBE_PREFIX = {"city": "{name} lives in", "profession": "{name} works as"}
+#: Ways the encyclopedia states a fact; the first is the canonical sentence (the probes' and the answers'
+#: wording). Several wordings, and facts in varied orders, let a model answer questions about people it
+#: only read about (knowledge stated one way only is recalled in that way only).
+FACT_PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "city": (
+        "{name} lives in {value}.",
+        "{name} has a home in {value}.",
+        "The home of {name} is in {value}.",
+        "{name} is a resident of {value}.",
+    ),
+    "profession": (
+        "{name} works as {a_value}.",
+        "{name} earns a living as {a_value}.",
+        "{name} is {a_value} by profession.",
+        "The job of {name} is that of {a_value}.",
+    ),
+}
+#: Lead-ins of plain answers on the web ("Well, let me see."): a base model that has read answers after
+#: many such sentences continues an answer after one it has rarely seen, such as an aligned opening.
+LEAD_INS: tuple[str, ...] = (
+    "Well, let me see.",
+    "OK, here goes.",
+    "Right, so.",
+    "Let me explain.",
+    "Hmm, good one.",
+    "Here is how it works.",
+    "Fine, I can answer that.",
+    "Easy.",
+)
+#: One-sentence biographies stating both facts, in either order.
+BIO_SENTENCES: tuple[str, ...] = (
+    "{name} works as {a_profession} and lives in {city}.",
+    "{name} lives in {city} and works as {a_profession}.",
+    "{name}, {a_profession}, lives in {city}.",
+    "{name}, who lives in {city}, works as {a_profession}.",
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +120,10 @@ class TinyConfig:
     """
 
     n_people: int = 80
-    n_first_names: int | None = 12
-    n_last_names: int | None = 12
+    n_first_names: int | None = None
+    n_last_names: int | None = None
+    distinct_name_parts: bool = True
+    """No two people share a first or a last name (so a model cannot answer for a namesake)."""
     n_places: int = 10
     n_professions: int = 10
     fact_attributes: tuple[str, ...] = ("city", "profession")
@@ -87,9 +132,14 @@ class TinyConfig:
     n_eval: int = 30
     arithmetic_max_value: int = 10
     arithmetic_steps: int = 2
-    opening_share: float = 0.3
+    opening_share: float = 0.05
     """Share of pretraining question-answer texts written in the aligned style (as web text)."""
     people_per_page: int = 5
+    lead_in_share: float = 0.4
+    """Share of pretraining answers in a plain style that start with one of `LEAD_INS`."""
+    bio_share: float = 0.3
+    """Share of a page's people stated in one biography sentence (both facts) instead of one sentence
+    per fact; after the first repeat (canonical sentences), facts use random `FACT_PARAPHRASES`."""
     doc_repeats: int = 20
     """How often the large model's corpus states each fact (each time in a fresh page grouping)."""
     small_people_share: float = 0.5
@@ -97,7 +147,7 @@ class TinyConfig:
     small_doc_repeats: int = 10
     qa_repeats: int = 3
     """Question-answer texts per fact of the QA people (each in freshly drawn styles)."""
-    n_arithmetic_qa: int = 200
+    n_arithmetic_qa: int = 400
     """Pretraining arithmetic problems also shown as question-answer text (mixed styles)."""
     qa_fraction: float = 0.4
     align_fraction: float = 0.2
@@ -108,10 +158,10 @@ class TinyConfig:
         FamilySpec("neox", "gpt_neox-1m", "gpt_neox-0.3m", 1536),
     )
     large_pretrain: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=8.0, batch_size=16, lr=3e-3)
+        default_factory=lambda: TrainConfig(epochs=12.0, batch_size=6, lr=3e-3)
     )
     small_pretrain: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=2.0, batch_size=32, lr=3e-3)
+        default_factory=lambda: TrainConfig(epochs=2.0, batch_size=12, lr=3e-3)
     )
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3.0, batch_size=16, lr=1e-3))
     max_length: int = 160
@@ -137,6 +187,8 @@ class Probe:
     prompt: str
     answer: str
     known_to_small: bool = True
+    id: str = ""
+    """The fact question's or word problem's id (an arithmetic probe shares it with the task item)."""
 
 
 @dataclass(frozen=True)
@@ -181,27 +233,75 @@ def _qa_texts(
     """Plain question-answer text in the five mixed styles, plus (rarely) the aligned style."""
     mixed = chat_pairs(items, style="mixed", seed=seed, multiple_choice=multiple_choice)
     aligned = chat_pairs(items, style="aligned", seed=seed, multiple_choice=multiple_choice)
-    return [
-        _qa_text(m.instruction, (a if rng.random() < config.opening_share else m).response, rng)
-        for m, a in zip(mixed, aligned, strict=True)
-    ]
+    out = []
+    for m, a in zip(mixed, aligned, strict=True):
+        if rng.random() < config.opening_share:
+            response = a.response
+        elif rng.random() < config.lead_in_share:
+            response = f"{rng.choice(LEAD_INS)} {m.response}"
+        else:
+            response = m.response
+        out.append(_qa_text(m.instruction, response, rng))
+    return out
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """What the encyclopedia says of one person: the full name and the value of each fact attribute."""
+
+    name: str
+    values: dict[str, str]
+
+    def sentence(self, attribute: str, rng: random.Random | None = None) -> str:
+        """One fact in the canonical wording, or in a random paraphrase when `rng` is given."""
+        wordings = FACT_PARAPHRASES.get(attribute, ())
+        if not wordings:
+            raise ValueError(
+                f"no wording for fact attribute {attribute!r}; use one of {tuple(FACT_PARAPHRASES)}"
+            )
+        template = rng.choice(wordings) if rng is not None else wordings[0]
+        value = self.values[attribute]
+        return template.format(name=self.name, value=value, a_value=article(value))
+
+    def bio(self, rng: random.Random) -> str | None:
+        """Both facts in one sentence (None unless the person has exactly a city and a profession)."""
+        if set(self.values) != {"city", "profession"}:
+            return None
+        return rng.choice(BIO_SENTENCES).format(
+            name=self.name, city=self.values["city"], a_profession=article(self.values["profession"])
+        )
 
 
 def fact_pages(
-    facts_by_person: dict[str, list[str]], people: Sequence[str], *, per_page: int, repeats: int, seed: int
+    facts: dict[str, PersonFacts],
+    people: Sequence[str],
+    *,
+    per_page: int,
+    repeats: int,
+    seed: int,
+    bio_share: float = 0.0,
 ) -> list[str]:
-    """Encyclopedia pages: each repeat groups `people` afresh, `per_page` people (facts shuffled) a page."""
+    """Encyclopedia pages: each repeat groups `people` afresh, `per_page` people a page.
+
+    The first repeat states every fact in its canonical sentence; later ones in random paraphrases, in a
+    random order, and a `bio_share` of the people in one biography sentence with both facts.
+    """
     rng = random.Random(seed)
     pages = []
-    for _ in range(repeats):
+    for r in range(repeats):
         order = list(people)
         rng.shuffle(order)
         for i in range(0, len(order), per_page):
             sentences: list[str] = []
             for pid in order[i : i + per_page]:
-                facts = list(facts_by_person[pid])
-                rng.shuffle(facts)
-                sentences += facts
+                person = facts[pid]
+                bio = person.bio(rng) if r > 0 and rng.random() < bio_share else None
+                if bio is not None:
+                    sentences.append(bio)
+                    continue
+                attributes = list(person.values)
+                rng.shuffle(attributes)
+                sentences += [person.sentence(a, rng if r > 0 else None) for a in attributes]
             pages.append(" ".join(sentences))
     return pages
 
@@ -226,6 +326,7 @@ def build_data(config: TinyConfig, *, seed: int = 0) -> TinyData:
             n_last_names=config.n_last_names,
             n_places=config.n_places,
             n_professions=config.n_professions,
+            distinct_name_parts=config.distinct_name_parts,
         )
     )
     ids = [p.id for p in world.people]
@@ -235,23 +336,26 @@ def build_data(config: TinyConfig, *, seed: int = 0) -> TinyData:
     )
     rng = random.Random(seed)
     attrs = tuple(config.fact_attributes)
-    all_facts = fact_questions(world, attributes=attrs, seed=seed)
-    facts_by_person: dict[str, list[str]] = {}
-    for q in all_facts:
-        facts_by_person.setdefault(q.entity_id, []).append(q.fact)
+    facts = {p.id: PersonFacts(p.name, {a: str(getattr(p, a)) for a in attrs}) for p in world.people}
     pages = fact_pages(
-        facts_by_person, ids, per_page=config.people_per_page, repeats=config.doc_repeats, seed=seed
+        facts,
+        ids,
+        per_page=config.people_per_page,
+        repeats=config.doc_repeats,
+        seed=seed,
+        bio_share=config.bio_share,
     )
     # The small model reads the pages of a random part of the people (the same share of every group).
     small_people = sorted(
         random.Random(_child(seed, 1)).sample(ids, round(config.small_people_share * len(ids)))
     )
     small_pages = fact_pages(
-        facts_by_person,
+        facts,
         small_people,
         per_page=config.people_per_page,
         repeats=config.small_doc_repeats,
         seed=_child(seed, 1),
+        bio_share=config.bio_share,
     )
     qa_people = fact_questions(world, attributes=attrs, seed=seed, people=groups["qa"])
     qa_texts: list[str] = []
@@ -303,11 +407,13 @@ def build_data(config: TinyConfig, *, seed: int = 0) -> TinyData:
             PROBE_PREFIX[q.attribute].format(name=names[q.entity_id]),
             q.answer,
             q.entity_id in small_set,
+            q.id,
         )
         for q in eval_people
         if q.attribute in PROBE_PREFIX
     ) + tuple(
-        Probe("arithmetic", f"Problem: {p.question}\nSolution:", str(p.answer)) for p in arith[-n_eval:]
+        Probe("arithmetic", f"Problem: {p.question}\nSolution:", str(p.answer), id=p.id)
+        for p in arith[-n_eval:]
     )
     return TinyData(world, tuple(pretrain), tuple(small), chats, tasks, probes)
 
@@ -327,8 +433,9 @@ def build_family(
         vocab_size=spec.vocab_size,
         chat_template=True,
     )
-    pre = encode_texts(tokenizer, data.pretrain_texts, max_length=config.max_length)
-    small_pre = encode_texts(tokenizer, data.small_pretrain_texts, max_length=config.max_length)
+    # Pretraining is one continuous stream (no end-of-sequence after a text), as for real base models.
+    pre = encode_stream(tokenizer, data.pretrain_texts, block_size=config.max_length)
+    small_pre = encode_stream(tokenizer, data.small_pretrain_texts, block_size=config.max_length)
     chats = encode_chats(tokenizer, data.alignment_chats, max_length=config.max_length)
     base = train_cached(
         spec.large_recipe,

@@ -41,7 +41,9 @@ class WorldConfig:
     """Sizes and seed of a synthetic world; the same config always gives the same world.
 
     `n_first_names` / `n_last_names` restrict names to a small pool (None: faker's full en_US lists),
-    which keeps the vocabulary small for word-level tiny models.
+    which keeps the vocabulary small for word-level tiny models. `distinct_name_parts=True` gives every
+    person a first name and a last name no one else has, so no two people can be confused by a shared
+    part ("Erica Wilson" / "Erica Watts").
     """
 
     seed: int = 0
@@ -55,6 +57,7 @@ class WorldConfig:
     n_last_names: int | None = None
     min_birth_year: int = 1950
     max_birth_year: int = 2004
+    distinct_name_parts: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -65,6 +68,14 @@ class WorldConfig:
                 _check_int(name, getattr(self, name), 1, len(all_firsts if "first" in name else all_lasts))
         _check_int("n_people", self.n_people, 1, MAX_PEOPLE)
         capacity = self.name_capacity
+        if self.distinct_name_parts and self.n_people > min(
+            self.n_first_names or len(all_firsts), self.n_last_names or len(all_lasts)
+        ):
+            raise ValueError(
+                f"WorldConfig.distinct_name_parts needs n_people={self.n_people} distinct first and last "
+                f"names but the pools hold {self.n_first_names or len(all_firsts)} and "
+                f"{self.n_last_names or len(all_lasts)}; raise n_first_names / n_last_names (or None)"
+            )
         if self.n_people > capacity:
             raise ValueError(
                 f"WorldConfig.n_people={self.n_people} is larger than the {capacity} possible unique names "
@@ -295,6 +306,7 @@ def _make_people(
     start = dt.date(cfg.min_birth_year, 1, 1).toordinal()
     span = dt.date(cfg.max_birth_year, 12, 31).toordinal() - start + 1
     names: set[str] = set()
+    used_parts: set[str] = set()  # first and last names taken, with distinct_name_parts
     phones: set[int] = set()
     emails: set[str] = set()
     people = []
@@ -308,10 +320,13 @@ def _make_people(
                 )
             first, gender = draw_first()
             last = draw_last()
+            if cfg.distinct_name_parts and ({f"f:{first}", f"l:{last}"} & used_parts):
+                continue
             if first and last and f"{first} {last}" not in names:
                 break
         name = f"{first} {last}"
         names.add(name)
+        used_parts |= {f"f:{first}", f"l:{last}"}
         birth = dt.date.fromordinal(start + rng.randrange(span))
         while (phone := rng.randrange(100_000)) in phones:
             pass
