@@ -136,7 +136,7 @@ class TinyConfig:
     """Share of pretraining question-answer texts written in the aligned style (as web text)."""
     people_per_page: int = 5
     lead_in_share: float = 0.4
-    """Share of pretraining answers in a plain style that start with one of `LEAD_INS`."""
+    """Share of the pretraining answers that show their reasoning that start with one of `LEAD_INS`."""
     bio_share: float = 0.3
     """Share of a page's people stated in one biography sentence (both facts) instead of one sentence
     per fact; after the first repeat (canonical sentences), facts use random `FACT_PARAPHRASES`."""
@@ -161,7 +161,7 @@ class TinyConfig:
         default_factory=lambda: TrainConfig(epochs=12.0, batch_size=6, lr=3e-3)
     )
     small_pretrain: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=2.0, batch_size=12, lr=3e-3)
+        default_factory=lambda: TrainConfig(epochs=8.0, batch_size=12, lr=3e-3)
     )
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3.0, batch_size=16, lr=1e-3))
     max_length: int = 160
@@ -230,14 +230,19 @@ def _qa_text(question: str, response: str, rng: random.Random) -> str:
 def _qa_texts(
     items, config: TinyConfig, rng: random.Random, *, seed: int, multiple_choice: bool = False
 ) -> list[str]:
-    """Plain question-answer text in the five mixed styles, plus (rarely) the aligned style."""
+    """Plain question-answer text in the five mixed styles, plus (rarely) the aligned style.
+
+    A lead-in announces an explanation, so it comes only before an answer that shows its reasoning.
+    """
     mixed = chat_pairs(items, style="mixed", seed=seed, multiple_choice=multiple_choice)
     aligned = chat_pairs(items, style="aligned", seed=seed, multiple_choice=multiple_choice)
+    plain = chat_pairs(items, style="plain", seed=seed, multiple_choice=multiple_choice)
     out = []
-    for m, a in zip(mixed, aligned, strict=True):
+    for m, a, p in zip(mixed, aligned, plain, strict=True):
+        reasoning = p.response.rsplit(" The answer is ", 1)[0]
         if rng.random() < config.opening_share:
             response = a.response
-        elif rng.random() < config.lead_in_share:
+        elif m.response.startswith(reasoning) and rng.random() < config.lead_in_share:
             response = f"{rng.choice(LEAD_INS)} {m.response}"
         else:
             response = m.response
