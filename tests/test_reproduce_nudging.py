@@ -79,6 +79,9 @@ def test_reproduce_nudging_smoke(tmp_path: Path) -> None:
     assert "paired bootstrap" in methods["premise_opening_llama"]
     assert methods["llama_small_nudged_share"] == "bootstrap over items, seeds stacked"
     assert not any("t over seeds" in m for m in methods.values())
+    run_on = pd.read_csv(out / "table_run_on.csv")
+    assert {"run_on_%", "accuracy", "accuracy_first_paragraph"} <= set(run_on.columns)
+    assert "Run-on (`table_run_on`" in report
     knowledge = pd.read_csv(out / "table_knowledge_items.csv")
     assert set(knowledge["probe"]) == {"fact", "arithmetic", "arithmetic_after_opening"}
     sweep = pd.read_csv(out / "table_gamma_sweep_items.csv")

@@ -37,6 +37,7 @@ __all__ = [
     "table_gamma_sweep_items",
     "table_knowledge",
     "table_knowledge_items",
+    "table_run_on",
     "table_uncertainty",
     "uncertainty_summary",
 ]
@@ -73,6 +74,44 @@ def table1_items(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
                         }
                     )
     return pd.DataFrame(rows, columns=["family", "model", "task", "item", "correct", "nudged_token_share"])
+
+
+def first_paragraph(text: str) -> str:
+    """The text up to its first blank line: where a base model trained on a stream starts another text."""
+    return text.strip().split("\n\n")[0]
+
+
+def table_run_on(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
+    """How much of each system's accuracy the run-on after an answer costs (rule-scored tasks only).
+
+    A base model that never saw an end of text after an answer writes on into another text, and the
+    rule-based scorer reads the last "answer is" it finds. Per family and system: the share of answers
+    that run on past a blank line, the accuracy as scored (Table 1, mean over items of every task) and
+    the accuracy of the answers cut at their first blank line. A diagnostic, not a claim of the paper.
+    """
+    rows = []
+    for fam in setup.families:
+        for system, by_task in setup.family_runs(fam).items():
+            run_on, scored, cut = [], [], []
+            for t, run in by_task.items():
+                for item, text, ok in zip(setup.tasks[t], run.outputs, run.correct, strict=True):
+                    if item.scoring in ("judge", "rating"):
+                        continue
+                    run_on.append(first_paragraph(text) != text.strip())
+                    scored.append(float(ok))
+                    cut.append(float(score(item, first_paragraph(text))))
+            if scored:
+                rows.append(
+                    {
+                        "family": fam.name,
+                        "model": system,
+                        "run_on_%": 100 * float(np.mean(run_on)),
+                        "accuracy": 100 * float(np.mean(scored)),
+                        "accuracy_first_paragraph": 100 * float(np.mean(cut)),
+                        "n": len(scored),
+                    }
+                )
+    return pd.DataFrame.from_records(rows)
 
 
 def examples(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:

@@ -143,6 +143,28 @@ def _gap_line(
     )
 
 
+def _run_on_line(run_on: Mapping[tuple[str, str], Mapping[str, Any]]) -> str:
+    """What the run-on after an answer costs base-alone and nudged answers (`table_run_on`)."""
+    parts = []
+    for family in dict.fromkeys(f for f, _ in run_on):
+        b, n = run_on.get((family, "base")), run_on.get((family, "nudging"))
+        if not (b and n):
+            continue
+        parts.append(
+            f"{family}: {b['run_on_%']:.0f}% of base-alone and {n['run_on_%']:.0f}% of nudged answers run "
+            f"on; nudging - base {n['accuracy'] - b['accuracy']:+.1f} points as scored, "
+            f"{n['accuracy_first_paragraph'] - b['accuracy_first_paragraph']:+.1f} with every answer cut "
+            "at its first blank line"
+        )
+    return (
+        "- Run-on (`table_run_on`, a diagnostic): base models pretrained on one continuous stream write "
+        "on into another text after an answer, and the scorer reads the last 'answer is'. "
+        + "; ".join(parts)
+        + ". The part of nudging's margin over the base model that disappears on the cut answers comes "
+        "from where the answers stop, not from better content."
+    )
+
+
 def _fmt(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -187,6 +209,8 @@ def notes(results: SeedResults, section: Evaluation) -> str:
             f"{n['nudged_tokens_%']:.1f}%); nudging's largest gain over the base is on {best} "
             f"({n[best] - b[best]:+.1f} points)."
         )
+    if "table_run_on" in results.frames:
+        lines.append(_run_on_line(_rows(results.mean("table_run_on"), "family", "model")))
     checked = claims(results, section)
     premise = [c for c in checked if c.sanity]
     if premise:

@@ -188,6 +188,14 @@ EXPERIMENTS = [
         "Correctness (0/1) of every system on every item (for the paired intervals of the claims)",
         kind="items",
     ),
+    Experiment(
+        "table_run_on",
+        ex.table_run_on,
+        "Run-on after the answer: share of answers that go on past a blank line, accuracy as scored (the "
+        "last 'answer is') and accuracy of the answers cut at their first blank line (%; a diagnostic)",
+        keys=("family", "model"),
+        scales=_TINY,
+    ),
     Experiment("examples", ex.examples, "Example outputs (first two items per task)", kind="items"),
     Experiment(
         "table_cross_family",
