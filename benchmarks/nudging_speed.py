@@ -39,8 +39,8 @@ Batched evaluation (`--batch-sizes`): `nudge_batch` in lock-step batches against
 decoding the same batches (every row as long as the batch's longest nudged answer), and against the
 reference run one prompt after another.
 
-    python benchmarks/nudging_speed.py [--n 16] [--repeats 1] [--batch-sizes 4,16] [--cache-dir DIR]
-        [--threads 1] [--device cpu|cuda] [--dtype float32|bfloat16] [--tiny]
+    python benchmarks/nudging_speed.py [--n 16] [--repeats 1] [--batch-sizes 4,16] [--lookup 0]
+        [--cache-dir DIR] [--threads 1] [--device cpu|cuda] [--dtype float32|bfloat16] [--tiny]
 """
 
 from __future__ import annotations
@@ -305,6 +305,12 @@ def main() -> None:
         "--batch-sizes", default="4,16", help="lock-step batch sizes to measure (comma-separated)"
     )
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--lookup",
+        type=int,
+        default=0,
+        help="NudgingConfig.lookup_draft_tokens for the nudged runs (prompt-lookup guesses; 0: off)",
+    )
     parser.add_argument("--gamma", type=float, default=0.3)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
@@ -325,7 +331,7 @@ def main() -> None:
         f"torch threads {args.threads}"
     )
     prompts = [build_prompts(q, small.tokenizer) for q in questions[: args.n]]
-    cfg = NudgingConfig(gamma=args.gamma, max_new_tokens=256)
+    cfg = NudgingConfig(gamma=args.gamma, max_new_tokens=256, lookup_draft_tokens=args.lookup)
     sizes = tuple(int(b) for b in args.batch_sizes.split(",") if b.strip())
     measure("long answers", prompts, (base, small), cfg, args.repeats, sizes)
     if args.tiny:

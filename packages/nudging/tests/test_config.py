@@ -26,6 +26,7 @@ def test_gamma_bounds_accepted(gamma: float) -> None:
         {"temperature": 0},
         {"top_p": 0},
         {"base_chunk_tokens": 1.5},
+        {"lookup_draft_tokens": -1},
     ],
 )
 def test_invalid_values_raise(kwargs: dict) -> None:
@@ -42,3 +43,13 @@ def test_defaults_follow_official_code() -> None:
         512,
         150,
     )
+
+
+def test_lookup_guess_copies_what_followed_the_latest_tokens() -> None:
+    from nudging.program import lookup_guess
+
+    ids = [5, 6, 7, 8, 9, 1, 5, 6, 7]
+    assert lookup_guess(ids, 3) == [8, 9, 1]  # after the earlier "5 6 7"
+    assert lookup_guess(ids, 1) == [8]
+    assert lookup_guess([1, 2, 3, 9, 3], 4) == [9, 3]  # no 3-gram or 2-gram match: the 1-gram "3"
+    assert lookup_guess([1, 2, 3], 4) == [] and lookup_guess(ids, 0) == []

@@ -114,6 +114,24 @@ def test_fast_equals_reference_lazy_lookahead(zoo, pair: str, gamma: float, look
         _same(fast, ref)
 
 
+@pytest.mark.parametrize("pair", ["nudger_same", "nudger_cross"])
+@pytest.mark.parametrize(("gamma", "lookahead"), [(0.3, 16), (0.6, 16), (0.4, 3)])
+def test_lookup_drafts_keep_the_output(zoo, pair: str, gamma: float, lookahead: int) -> None:
+    """Prompt-lookup guesses of the look-ahead change no token (the reference makes no guesses); they
+    do change the nudging model's calls (checked passes; whether they save time is the benchmark's)."""
+    nudger = getattr(zoo, pair)
+    plain = NudgingConfig(gamma=gamma, max_new_tokens=64, lookahead_tokens=lookahead)
+    guessed = NudgingConfig(gamma=gamma, max_new_tokens=64, lookahead_tokens=lookahead, lookup_draft_tokens=8)
+    tokens = {"plain": 0, "guessed": 0}
+    for question in zoo.questions:
+        ref = nudge_reference(zoo.base, nudger, question, plain)
+        for name, config in (("plain", plain), ("guessed", guessed)):
+            fast = nudge_fast(zoo.base, nudger, question, config)
+            _same(fast, ref)
+            tokens[name] += fast.info["nudger_forward_tokens"]
+    assert tokens["guessed"] > tokens["plain"]  # the guesses were read (and some thrown away)
+
+
 def test_fast_reuses_the_nudgers_draft(zoo) -> None:
     """Tokens the nudger drafted and the base then wrote are not run through the nudger again."""
     config = NudgingConfig(gamma=0.3, max_new_tokens=64)
@@ -137,9 +155,10 @@ def test_fast_reuses_the_nudgers_draft(zoo) -> None:
         NudgingConfig(gamma=1.0, max_new_tokens=32),
         NudgingConfig(gamma=0.4, max_new_tokens=48, lookahead_tokens=3, base_chunk_tokens=2),
         NudgingConfig(gamma=0.4, max_new_tokens=48, lazy_lookahead=True),
+        NudgingConfig(gamma=0.3, max_new_tokens=64, lookup_draft_tokens=8),
         NudgingConfig(gamma=0.3, max_new_tokens=32, do_sample=True, temperature=0.8, seed=3),
     ],
-    ids=["official", "gamma0", "gamma1", "short-chunks", "lazy", "sampling"],
+    ids=["official", "gamma0", "gamma1", "short-chunks", "lazy", "lookup", "sampling"],
 )
 def test_lockstep_batch_equals_single_streams(zoo, pair: str, config: NudgingConfig) -> None:
     """Lock-step batches (fewer rows than questions: rows are reused) give each stream's own output."""

@@ -70,6 +70,11 @@ class NudgingConfig:
     """Speed only, the output is unchanged: when the base model takes over, it reads the rest of the
     nudging model's look-ahead in one forward pass and uses those logits for as long as it writes the
     same tokens (speculative verification with a draft that was computed anyway)."""
+    lookup_draft_tokens: int = 0
+    """Speed only (greedy decoding; 0 = off): guess up to this many tokens of the nudging model's
+    look-ahead by copying what followed the last earlier occurrence of its latest tokens in the prompt
+    and answer (prompt-lookup decoding), and check the guess in one forward pass of the nudging model.
+    The tokens it writes are its greedy choices either way; a right guess saves sequential passes."""
     do_sample: bool = False
     """Sample instead of greedy decoding (p1 is always taken from the untempered distribution)."""
     temperature: float = 1.0
@@ -91,7 +96,7 @@ class NudgingConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"NudgingConfig.{name} must be a positive int, got {value!r}.")
-        for name in ("repeat_nudge_limit", "min_repeat_words", "min_repetition_chars"):
+        for name in ("repeat_nudge_limit", "min_repeat_words", "min_repetition_chars", "lookup_draft_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"NudgingConfig.{name} must be an int >= 0, got {value!r}.")

@@ -9,7 +9,7 @@ in how they compute logits, never in what the algorithm does with them.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +39,19 @@ class Query:
 
 
 Program = Generator[Query, Logits, NudgeResult]
+
+
+def lookup_guess(ids: Sequence[int], max_tokens: int, ngram: int = 3) -> list[int]:
+    """Prompt-lookup draft: the tokens that followed the last earlier occurrence of the final `ngram`
+    (else a shorter) suffix of `ids`, at most `max_tokens` of them ([] when there is none)."""
+    if max_tokens < 1:
+        return []
+    for n in range(min(ngram, len(ids) - 1), 0, -1):
+        tail = list(ids[-n:])
+        for start in range(len(ids) - n - 1, -1, -1):
+            if list(ids[start : start + n]) == tail:
+                return list(ids[start + n : start + n + max_tokens])
+    return []
 
 
 def nudging_program(setup: Setup, base: LanguageModel, nudger: LanguageModel) -> Program:
@@ -80,6 +93,8 @@ def nudging_program(setup: Setup, base: LanguageModel, nudger: LanguageModel) ->
             return True, (token, piece)
         return False, None
 
+    lookup = 0 if config.do_sample else config.lookup_draft_tokens
+
     text, segments, rounds = "", [], 0
     recent = [""]  # the official repeated-nudge counter starts from an empty previous nudge
     stop: StopReason
@@ -99,12 +114,19 @@ def nudging_program(setup: Setup, base: LanguageModel, nudger: LanguageModel) ->
 
         def draft(min_words: int | None, context: list[int] = context, la_ids: list[int] = la_ids) -> Program:
             """Extend the look-ahead to `min_words` words (None: the full length); True at an EOS."""
+            checked: list[int] = []  # ids whose logits a lookup guess's pass computed (reused by the cache)
             while len(la_ids) < config.lookahead_tokens:
                 if min_words is not None and la_ids:
                     words_now = split_words("".join(token_texts(nudging_tokenizer, context, la_ids)))[1]
                     if len(words_now) >= min_words:
                         return False
-                token, _ = choose((yield from next_logits("nudger", context + la_ids)), config, gen)
+                ids = context + la_ids
+                if lookup and not (len(checked) > len(ids) and checked[: len(ids)] == ids):
+                    guess = lookup_guess(ids, min(lookup, config.lookahead_tokens - len(la_ids) - 1))
+                    if guess:  # one pass over the guess; the loop below reads its logits from the cache
+                        checked = ids + guess
+                        yield from ask("nudger", checked, range(len(ids) - 1, len(checked)))
+                token, _ = choose((yield from next_logits("nudger", ids)), config, gen)
                 if token in nudge_eos:
                     return True
                 la_ids.append(token)
