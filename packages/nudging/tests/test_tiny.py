@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from nudging.tasks import score
@@ -61,7 +63,7 @@ def test_facts_come_in_several_wordings_and_names_are_unambiguous() -> None:
 def test_plain_answers_have_lead_ins_and_few_aligned_openings() -> None:
     from reprokit.world.chat import ALIGNED_OPENINGS
 
-    config = TinyConfig(**{**CONFIG.__dict__, "lead_in_share": 0.5, "opening_share": 0.1})
+    config = dataclasses.replace(CONFIG, lead_in_share=0.5, opening_share=0.1)
     texts = build_data(config).pretrain_texts
     answers = [t for t in texts if "Question: " in t]
     lead = sum(any(f"\n{x} " in t for x in LEAD_INS) for t in answers)

@@ -97,9 +97,10 @@ def table_run_on(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
                 for item, text, ok in zip(setup.tasks[t], run.outputs, run.correct, strict=True):
                     if item.scoring in ("judge", "rating"):
                         continue
-                    run_on.append(first_paragraph(text) != text.strip())
+                    first = first_paragraph(text)
+                    run_on.append(first != text.strip())
                     scored.append(float(ok))
-                    cut.append(float(score(item, first_paragraph(text))))
+                    cut.append(float(score(item, first)))
             if scored:
                 rows.append(
                     {
@@ -196,7 +197,7 @@ def table_knowledge(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
 
     Facts: greedy completion of "<name> lives in" / "<name> works as" for the evaluation people; the
     `facts_read_by_small` column restricts to the people whose pages the small model read.
-    Arithmetic: greedy completion of "Problem: <question>\nSolution:" for the evaluation problems, and
+    Arithmetic: greedy completion of "Problem: <question>\\nSolution:" for the evaluation problems, and
     (`arithmetic_after_opening`) the same problems asked with the plain prompt, an aligned opening
     already written: the base model's skill where nudging relies on it. The large aligned row shows
     what the alignment fine-tune itself added.
