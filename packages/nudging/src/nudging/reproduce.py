@@ -87,6 +87,7 @@ class TinySection(Evaluation):
     KNOWN_TASKS: ClassVar[tuple[str, ...]] = TINY_TASKS
 
     n_seeds: int = 3
+    batch_size: int = 64  # a task's items in one batch: tiny models decode at a per-step cost
     setup: tiny.TinyConfig = field(default_factory=tiny.TinyConfig)
     nudging: NudgingConfig = field(default_factory=lambda: NudgingConfig(gamma=0.3, max_new_tokens=128))
     tasks: tuple[str, ...] = TINY_TASKS
