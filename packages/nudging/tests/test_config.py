@@ -27,6 +27,7 @@ def test_gamma_bounds_accepted(gamma: float) -> None:
         {"top_p": 0},
         {"base_chunk_tokens": 1.5},
         {"lookup_draft_tokens": -1},
+        {"verify_lookahead": "auto"},
     ],
 )
 def test_invalid_values_raise(kwargs: dict) -> None:

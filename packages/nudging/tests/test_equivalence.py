@@ -225,6 +225,38 @@ def test_verifying_the_lookahead_changes_only_the_work(zoo) -> None:
     assert 0 < calls[True] < calls[False], calls
 
 
+def test_verify_lookahead_default_is_on_for_one_stream_and_off_in_batches(zoo) -> None:
+    """None (the default) verifies the look-ahead for a single stream and skips it in lock-step
+    batches of several rows; the answers are the same in every case."""
+    import torch
+
+    from nudging import NudgingPrompt
+    from reprokit.zoo import build_model
+
+    tok = zoo.base.tokenizer
+    model = build_model("llama-0.3m", tok, seed=7).eval()
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(25.0)  # drafts the base then writes: verification pays
+    lm = LanguageModel(model, tok)
+    prompts = [NudgingPrompt(base=q, nudger=q) for q in zoo.questions[:3]]
+
+    def work(verify: bool | None, batch_size: int | None) -> tuple[list[str], list[int]]:
+        config = NudgingConfig(gamma=0.3, max_new_tokens=48, verify_lookahead=verify)
+        if batch_size is None:
+            res = [nudge_fast(lm, lm, p, config) for p in prompts]
+        else:
+            res = nudge_batch(lm, lm, prompts, config, batch_size=batch_size)
+        return [r.text for r in res], [r.info["base_forward_tokens"] for r in res]
+
+    single = {v: work(v, None) for v in (None, True, False)}
+    assert single[None] == single[True] != single[False]
+    batched = {v: work(v, 3) for v in (None, True, False)}
+    assert batched[None] == batched[False] != batched[True]
+    assert work(None, 1) == work(True, 1)  # one row: no pass is shared, so it verifies
+    texts = {tuple(t) for t, _ in [*single.values(), *batched.values()]}
+    assert len(texts) == 1, texts
+
+
 def test_lockstep_in_bfloat16(zoo) -> None:
     """The paper-scale dtype: batched caches and masks follow the models' bfloat16 weights."""
     import copy

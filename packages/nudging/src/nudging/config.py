@@ -66,10 +66,13 @@ class NudgingConfig:
     instead of always `lookahead_tokens` tokens. The nudges are the same, but an EOS the nudging model
     would emit after the base model's takeover point is not seen, so generation can run on where the
     official code stops. Saves most of the nudging model's decoding steps (see docs "Speed")."""
-    verify_lookahead: bool = True
+    verify_lookahead: bool | None = None
     """Speed only, the output is unchanged: when the base model takes over, it reads the rest of the
     nudging model's look-ahead in one forward pass and uses those logits for as long as it writes the
-    same tokens (speculative verification with a draft that was computed anyway)."""
+    same tokens (speculative verification with a draft that was computed anyway). None (default): on
+    for one stream at a time (`nudge_fast`, the server driver), off in lock-step batches of several
+    rows, where that read needs a forward pass of its own while the other rows wait, which costs more
+    than the steps it saves (see docs "Speed"). True or False force it either way."""
     lookup_draft_tokens: int = 0
     """Speed only (greedy decoding; 0 = off): guess up to this many tokens of the nudging model's
     look-ahead by copying what followed the last earlier occurrence of its latest tokens in the prompt
@@ -107,6 +110,11 @@ class NudgingConfig:
         for name in ("exact_length", "stop_on_repeated_chunk", "strip_repetitions"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"NudgingConfig.{name} must be True or False, got {getattr(self, name)!r}.")
+        if self.verify_lookahead is not None and not isinstance(self.verify_lookahead, bool):
+            raise ConfigError(
+                f"NudgingConfig.verify_lookahead must be True, False or None (auto), got "
+                f"{self.verify_lookahead!r}."
+            )
         if self.repetition_search not in ("official", "exhaustive"):
             raise ConfigError(
                 f"NudgingConfig.repetition_search must be 'official' or 'exhaustive', got "

@@ -382,7 +382,7 @@ def run_lockstep(
                 if nxt is None:
                     del streams[row]
                     return
-                streams[row] = (nxt, nudging_program(items[nxt], base, nudger))
+                streams[row] = (nxt, nudging_program(items[nxt], base, nudger, batched=n_rows > 1))
                 answer = None
                 continue
             # A query the cache can answer already (the base model reading logits a speculative pass
@@ -405,7 +405,7 @@ def run_lockstep(
 
     for row in range(n_rows):
         index = next(queue)
-        streams[row] = (index, nudging_program(items[index], base, nudger))
+        streams[row] = (index, nudging_program(items[index], base, nudger, batched=n_rows > 1))
         start(row)
     pack()
     while pending:

@@ -55,11 +55,14 @@ def lookup_guess(ids: Sequence[int], max_tokens: int, ngram: int = 3) -> list[in
     return []
 
 
-def nudging_program(setup: Setup, base: LanguageModel, nudger: LanguageModel) -> Program:
+def nudging_program(
+    setup: Setup, base: LanguageModel, nudger: LanguageModel, *, batched: bool = False
+) -> Program:
     """The official algorithm for one question, as a coroutine that yields model `Query`s.
 
     It never calls a model itself: a driver answers each query, either one stream with a `CachedLM`
-    per model (`nudging.fast`) or many streams in lock-step with batched caches (`nudging.lockstep`).
+    per model (`nudging.fast`) or many streams in lock-step with batched caches (`nudging.lockstep`,
+    `batched=True` when several rows share a pass: it decides the default of `verify_lookahead`).
     Returns the `NudgeResult` (its `info` is filled in by the driver).
     """
     config, prompts, gen = setup.config, setup.prompts, setup.generator
@@ -95,6 +98,7 @@ def nudging_program(setup: Setup, base: LanguageModel, nudger: LanguageModel) ->
         return False, None
 
     lookup = 0 if config.do_sample else config.lookup_draft_tokens
+    verify = not batched if config.verify_lookahead is None else config.verify_lookahead
 
     text, segments, rounds = "", [], 0
     recent = [""]  # the official repeated-nudge counter starts from an empty previous nudge
@@ -205,7 +209,7 @@ def nudging_program(setup: Setup, base: LanguageModel, nudger: LanguageModel) ->
         # Speculation: the rest of the look-ahead, in base tokens, is read in one pass; its logits are
         # used for as long as the base model writes the same tokens (the output does not change).
         spec: list[list[int]] = []
-        if config.verify_lookahead:
+        if verify:
             rest = join_words(lead, words)[len(nudge) :]  # the look-ahead after the nudge
             if rest:
                 spec.append(base_ids(text + rest))
