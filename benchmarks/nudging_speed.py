@@ -37,7 +37,9 @@ and the first shrinks. The printout says whether each target is met; it does not
 
 Batched evaluation (`--batch-sizes`): `nudge_batch` in lock-step batches against the base model alone
 decoding the same batches (every row as long as the batch's longest nudged answer), and against the
-reference run one prompt after another.
+reference run one prompt after another. Also timed in the same repeats: the batch with
+`verify_lookahead=True` forced (the single-stream default), against the default that skips that
+speculative read in batches (the answers must be the same).
 
     python benchmarks/nudging_speed.py [--n 16] [--repeats 1] [--batch-sizes 4,16] [--lookup 0]
         [--cache-dir DIR] [--threads 1] [--device cpu|cuda] [--dtype float32|bfloat16] [--tiny]
@@ -249,14 +251,15 @@ def measure_batched(
     tokens = sum(r.n_tokens for r in single)
     lengths = [r.n_tokens for r in single]
     lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
+    verify_cfg = NudgingConfig(**{**cfg.__dict__, "verify_lookahead": True})  # the single-stream default
     print("  lock-step batched decoding (evaluation workload):")
     ratios: dict[int, dict[str, list[float]]] = {
-        size: {"official": [], "lazy": [], "ref": []} for size in batch_sizes
+        size: {"official": [], "lazy": [], "ref": [], "verify": []} for size in batch_sizes
     }
     for _ in range(repeats):
         for size in batch_sizes:
             row = {}
-            for name, c in (("official", cfg), ("lazy", lazy_cfg)):
+            for name, c in (("official", cfg), ("lazy", lazy_cfg), ("verify", verify_cfg)):
                 t0 = time.perf_counter()
                 res = nudge_batch(*args, prompts, c, batch_size=size)
                 row[name] = (time.perf_counter() - t0, res)
@@ -270,6 +273,8 @@ def measure_batched(
             t_base = time.perf_counter() - t0
             t_off, res = row["official"]
             t_lazy, lazy_res = row["lazy"]
+            if [r.text for r in row["verify"][1]] != [r.text for r in res]:
+                raise AssertionError("verify_lookahead changed a batched answer")
             same = sum(
                 a.text == b.text and a.segments == b.segments for a, b in zip(single, res, strict=True)
             )
@@ -277,6 +282,7 @@ def measure_batched(
             ratios[size]["official"].append((tokens / t_off) / (base_tokens / t_base))
             ratios[size]["lazy"].append((lazy_tokens / t_lazy) / (base_tokens / t_base))
             ratios[size]["ref"].append(t_ref / t_off)
+            ratios[size]["verify"].append(row["verify"][0] / t_off)
             print(
                 f"    batch {size:>2}: official {t_off:.2f}s = {tokens / t_off:.1f} tok/s (same output as "
                 f"one by one: {same}/{len(prompts)}), lazy {lazy_tokens / t_lazy:.1f} tok/s, base alone "
@@ -293,6 +299,10 @@ def measure_batched(
             f"    RATIO batch {size:>2}: throughput nudging / base alone = {spread(r['official'])} over "
             f"{repeats} repeats{target}; lazy {spread(r['lazy'])}; fast / reference one by one = "
             f"{spread(r['ref'])}x (target >= {TARGET_SPEEDUP}x: {verdict(r['ref'], TARGET_SPEEDUP)})"
+        )
+        print(
+            f"    RATIO batch {size:>2}: time with verify_lookahead forced on / the default (off in "
+            f"batches) = {spread(r['verify'])}x"
         )
 
 
