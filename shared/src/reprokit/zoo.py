@@ -178,8 +178,8 @@ def encode_stream(
         raise ValueError(f"encode_stream: block_size must be at least 2 (bos + one token), got {block_size}")
     stream: list[int] = []
     sep = tokenizer(separator, add_special_tokens=False).input_ids if separator else []
-    for text in texts:
-        stream += tokenizer(text, add_special_tokens=False).input_ids
+    for ids in tokenizer(list(texts), add_special_tokens=False).input_ids:
+        stream += ids
         stream += sep
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     step = block_size - len(bos)

@@ -21,6 +21,7 @@ from reprokit.stats import binomial_ci, bootstrap_ci, paired_bootstrap_ci
 if TYPE_CHECKING:
     from nudging.reproduce import Evaluation
     from reprokit.reproduce import SeedResults
+    from reprokit.stats import ConfidenceInterval
 
 __all__ = ["PAPER", "SOURCES", "claims"]
 
@@ -180,18 +181,35 @@ def _mean_claim(
 ) -> Claim:
     """The mean of per-item `values` (index: seed first) with a bootstrap interval over the items of
     every seed; a missing value (NaN: no run) makes the claim fail rather than being dropped."""
+    missing = values.empty or values.isna().any()
+    ci = None if missing else bootstrap_ci(values.to_numpy(float), n_resamples=n_resamples, rng=rng)
     per_seed = values.groupby(level="seed").mean().tolist()
-    if values.empty or values.isna().any():
+    method = "bootstrap over items, seeds stacked"
+    return _interval_claim(id, statement, ci, op, bound, method=method, per_seed=per_seed, **kwargs)
+
+
+def _interval_claim(
+    id: str,
+    statement: str,
+    ci: ConfidenceInterval | None,
+    op: str,
+    bound: float,
+    *,
+    method: str,
+    per_seed: Sequence[float],
+    **kwargs: Any,
+) -> Claim:
+    """`Claim.check` of an interval's estimate; None (no data) is a claim that does not hold."""
+    if ci is None:
         return Claim.check(id, statement, math.nan, op, bound, per_seed=per_seed, **kwargs)  # type: ignore[arg-type]
-    ci = bootstrap_ci(values.to_numpy(float), n_resamples=n_resamples, rng=rng)
     return Claim.check(
         id,
         statement,
         ci.estimate,
         op,  # type: ignore[arg-type]
         bound,
-        interval=(ci.low, ci.high),
-        method="bootstrap over items, seeds stacked",
+        interval=ci,
+        method=method,
         per_seed=per_seed,
         **kwargs,
     )
@@ -262,20 +280,9 @@ def _rate_claim(
     """A rate pooled over seeds with its exact binomial interval; per-seed rates in `per_seed`."""
     k, n = int(sum(hits)), int(sum(totals))
     per_seed = [h / t if t else math.nan for h, t in zip(hits, totals, strict=True)]
-    if n == 0:
-        return Claim.check(id, statement, math.nan, op, bound, per_seed=per_seed, **kwargs)  # type: ignore[arg-type]
-    ci = binomial_ci(k, n)
-    return Claim.check(
-        id,
-        statement,
-        ci.estimate,
-        op,  # type: ignore[arg-type]
-        bound,
-        interval=ci,
-        method=f"exact binomial, pooled over seeds ({k} of {n})",
-        per_seed=per_seed,
-        **kwargs,
-    )
+    ci = binomial_ci(k, n) if n else None
+    method = f"exact binomial, pooled over seeds ({k} of {n})"
+    return _interval_claim(id, statement, ci, op, bound, method=method, per_seed=per_seed, **kwargs)
 
 
 def _uncertainty_claims(table: pd.DataFrame, family: str) -> list[Claim]:

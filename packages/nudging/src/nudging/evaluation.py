@@ -78,6 +78,13 @@ class SystemRun:
             "word_share": None if self.word_share is None else self.word_share.tolist(),
         }
 
+    def token_shares(self) -> np.ndarray:
+        """Per answer, the share of its tokens the nudging model wrote (NaN for a system that does not
+        nudge)."""
+        if self.token_share is None:
+            return np.full(len(self.correct), np.nan)
+        return self.token_share
+
     @classmethod
     def decode(cls, data: Mapping[str, Any]) -> SystemRun:
         """Inverse of `encode` (a saved null, i.e. NaN, becomes NaN again)."""
@@ -316,7 +323,7 @@ class NudgingSetup:
                             desc=f"gamma {g} {t}",
                         ),
                     )
-                shares = r.token_share if r.token_share is not None else np.full(len(r.correct), np.nan)
+                shares = r.token_shares()
                 for item, ok, share in zip(self.tasks[t][:n], r.correct[:n], shares[:n], strict=True):
                     rows.append(
                         {

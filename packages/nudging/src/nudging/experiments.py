@@ -61,8 +61,7 @@ def table1_items(setup: NudgingSetup, section: Evaluation) -> pd.DataFrame:
     for fam in setup.families:
         for system, by_task in setup.family_runs(fam).items():
             for t, run in by_task.items():
-                shares = run.token_share if run.token_share is not None else [np.nan] * len(run.correct)
-                for item, ok, share in zip(setup.tasks[t], run.correct, shares, strict=True):
+                for item, ok, share in zip(setup.tasks[t], run.correct, run.token_shares(), strict=True):
                     rows.append(
                         {
                             "family": fam.name,

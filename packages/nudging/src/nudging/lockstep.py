@@ -360,6 +360,11 @@ def run_lockstep(
         "nudger": BatchedCachedLM(nudger.model, n_rows, nudger.pad_id),
     }
     queue = iter(range(len(items)))
+
+    def new_program(index: int) -> Program:
+        """The nudging program of prompt `index` (rows share passes: no speculative look-ahead read)."""
+        return nudging_program(items[index], base, nudger, batched=n_rows > 1)
+
     streams: dict[int, tuple[int, Program]] = {}  # row -> (prompt index, program)
     pending: dict[int, Query] = {}  # row -> the query it waits on
 
@@ -382,7 +387,7 @@ def run_lockstep(
                 if nxt is None:
                     del streams[row]
                     return
-                streams[row] = (nxt, nudging_program(items[nxt], base, nudger, batched=n_rows > 1))
+                streams[row] = (nxt, new_program(nxt))
                 answer = None
                 continue
             # A query the cache can answer already (the base model reading logits a speculative pass
@@ -405,7 +410,7 @@ def run_lockstep(
 
     for row in range(n_rows):
         index = next(queue)
-        streams[row] = (index, nudging_program(items[index], base, nudger, batched=n_rows > 1))
+        streams[row] = (index, new_program(index))
         start(row)
     pack()
     while pending:

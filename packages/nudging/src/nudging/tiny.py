@@ -42,6 +42,7 @@ from nudging.world_reasoning import arithmetic_problems, coin_flip_tasks, last_l
 from reprokit.seed import derive_seed
 from reprokit.tokenizer import train_tokenizer
 from reprokit.world import (
+    FACT_SENTENCES,
     SYSTEM_PROMPT,
     World,
     WorldConfig,
@@ -64,18 +65,18 @@ logger = logging.getLogger(__name__)
 ROLES = ("base", "small_aligned", "large_aligned")
 #: Plain-text probe prefixes of each fact attribute (the canonical fact sentence up to its value).
 PROBE_PREFIX = {"city": "{name} lives in", "profession": "{name} works as"}
-#: Ways the encyclopedia states a fact; the first is the canonical sentence (the probes' and the answers'
-#: wording). Several wordings, and facts in varied orders, let a model answer questions about people it
-#: only read about (knowledge stated one way only is recalled in that way only).
+#: Ways the encyclopedia states a fact; the first is the canonical sentence (`reprokit.world.FACT_SENTENCES`:
+#: the probes' and the answers' wording). Several wordings, and facts in varied orders, let a model answer
+#: questions about people it only read about (knowledge stated one way only is recalled in that way only).
 FACT_PARAPHRASES: dict[str, tuple[str, ...]] = {
     "city": (
-        "{name} lives in {value}.",
+        FACT_SENTENCES["city"],
         "{name} has a home in {value}.",
         "The home of {name} is in {value}.",
         "{name} is a resident of {value}.",
     ),
     "profession": (
-        "{name} works as {a_value}.",
+        FACT_SENTENCES["profession"],
         "{name} earns a living as {a_value}.",
         "{name} is {a_value} by profession.",
         "The job of {name} is that of {a_value}.",

@@ -27,7 +27,13 @@ from reprokit.world.core import (
     make_world,
     split_by_person,
 )
-from reprokit.world.questions import DEFAULT_ATTRIBUTES, FACT_ATTRIBUTES, FactQuestion, fact_questions
+from reprokit.world.questions import (
+    DEFAULT_ATTRIBUTES,
+    FACT_ATTRIBUTES,
+    FACT_SENTENCES,
+    FactQuestion,
+    fact_questions,
+)
 from reprokit.world.text import (
     PII_QUESTIONS,
     SEMEVAL_COLUMNS,
@@ -49,6 +55,7 @@ __all__ = [
     "COUNTABLE_ITEMS",
     "DEFAULT_ATTRIBUTES",
     "FACT_ATTRIBUTES",
+    "FACT_SENTENCES",
     "MAX_PEOPLE",
     "PII_QUESTIONS",
     "SEMEVAL_COLUMNS",

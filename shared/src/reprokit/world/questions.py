@@ -27,6 +27,8 @@ _QUESTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "address": (("What is the home address of {name}?",), "{name} lives at {value}."),
 }
 FACT_ATTRIBUTES: tuple[str, ...] = tuple(_QUESTIONS)
+#: attribute -> the sentence that states it (`FactQuestion.fact`): fields {name}, {value}, {a_value}.
+FACT_SENTENCES: dict[str, str] = {attribute: fact for attribute, (_, fact) in _QUESTIONS.items()}
 DEFAULT_ATTRIBUTES: tuple[str, ...] = ("city", "profession", "employer", "birth_year")
 
 
