@@ -48,6 +48,7 @@ speculative read in batches (the answers must be the same).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 import time
@@ -153,7 +154,7 @@ def measure(
         f"{count_parameters(small.model) / 1e6:.2f}M "
         f"params, {len(prompts)} prompts, gamma {cfg.gamma}, max_new_tokens {cfg.max_new_tokens}"
     )
-    lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
+    lazy_cfg = dataclasses.replace(cfg, lazy_lookahead=True)
     nudge_fast(*args, prompts[0], cfg)  # warm-up
     results: dict[str, list] = {"fast": [], "lazy": [], "ref": []}
     per_repeat = {name: [0.0] * repeats for name in ("base", "fast", "lazy")}  # seconds, summed over prompts
@@ -250,8 +251,8 @@ def measure_batched(
     args = (base, small)
     tokens = sum(r.n_tokens for r in single)
     lengths = [r.n_tokens for r in single]
-    lazy_cfg = NudgingConfig(**{**cfg.__dict__, "lazy_lookahead": True})
-    verify_cfg = NudgingConfig(**{**cfg.__dict__, "verify_lookahead": True})  # the single-stream default
+    lazy_cfg = dataclasses.replace(cfg, lazy_lookahead=True)
+    verify_cfg = dataclasses.replace(cfg, verify_lookahead=True)  # the single-stream default
     print("  lock-step batched decoding (evaluation workload):")
     ratios: dict[int, dict[str, list[float]]] = {
         size: {"official": [], "lazy": [], "ref": [], "verify": []} for size in batch_sizes

@@ -362,7 +362,8 @@ def run_lockstep(
     queue = iter(range(len(items)))
 
     def new_program(index: int) -> Program:
-        """The nudging program of prompt `index` (rows share passes: no speculative look-ahead read)."""
+        """The nudging program of prompt `index` (`batched`: several rows share passes, so by default no
+        speculative look-ahead read)."""
         return nudging_program(items[index], base, nudger, batched=n_rows > 1)
 
     streams: dict[int, tuple[int, Program]] = {}  # row -> (prompt index, program)

@@ -46,12 +46,11 @@ def lookup_guess(ids: Sequence[int], max_tokens: int, ngram: int = 3) -> list[in
     (else a shorter) suffix of `ids`, at most `max_tokens` of them ([] when there is none)."""
     if max_tokens < 1:
         return []
-    ids = list(ids)
     for n in range(min(ngram, len(ids) - 1), 0, -1):
         tail = ids[-n:]
         for start in range(len(ids) - n - 1, -1, -1):
             if ids[start : start + n] == tail:
-                return ids[start + n : start + n + max_tokens]
+                return list(ids[start + n : start + n + max_tokens])
     return []
 
 
